@@ -1,0 +1,3 @@
+from extract.cli import cli
+
+cli()
