@@ -35,7 +35,9 @@ def _bundle(source: Path, index_name: str, bundle_name: str) -> int:
 
 
 def main() -> None:
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "fixtures" / "matomo-5"
+    source = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "fixtures" / "matomo-5"
+    )
     DEST.mkdir(parents=True, exist_ok=True)
     for index_name, bundle_name in [
         ("index_live.jsonl", "live.jsonl.gz"),

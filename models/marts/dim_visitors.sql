@@ -1,0 +1,79 @@
+{# One row per visitor of a site, from visits only (no per-visitor API calls): the
+    visitor id <-> user id mapping, first and last seen, visit count. Matomo derives the
+    visitor id from the user id once a user logs in, so a user keeps one visitor id; visits
+    before the login carry the anonymous cookie id and are another visitor here. #}
+
+with
+
+visits as (
+
+    select
+        site_id,
+        visitor_id,
+        user_id,
+        visit_id,
+        first_action_at,
+        last_action_at
+    from {{ ref('fct_visits') }}
+    where visitor_id is not null
+
+),
+
+latest_user as (
+
+    select
+        site_id,
+        visitor_id,
+        user_id
+    from visits
+    where user_id is not null
+    qualify row_number() over (
+        partition by site_id, visitor_id
+        order by last_action_at desc, visit_id desc
+    ) = 1
+
+),
+
+visitors as (
+
+    select
+        site_id,
+        visitor_id,
+        count(*) as visit_count,
+        count(distinct user_id) as user_id_count,
+        min(first_action_at) as first_seen_at,
+        max(last_action_at) as last_seen_at
+    from visits
+    group by 1, 2
+
+),
+
+final as (
+
+    select
+
+        ---------- ids
+        {{ surrogate_key(['visitors.site_id', 'visitors.visitor_id']) }} as site_visitor_id,
+        visitors.site_id,
+        visitors.visitor_id,
+        latest_user.user_id,
+
+        ---------- numerics
+        visitors.visit_count,
+        visitors.user_id_count,
+
+        ---------- booleans
+        latest_user.user_id is not null as is_identified_user,
+
+        ---------- timestamps
+        visitors.first_seen_at,
+        visitors.last_seen_at
+
+    from visitors
+    left join latest_user
+        on visitors.site_id = latest_user.site_id
+        and visitors.visitor_id = latest_user.visitor_id
+
+)
+
+select * from final

@@ -1,0 +1,53 @@
+"""A scripted stand-in for Matomo on loopback, for answers the demo server never gives (a visit
+cut at 500 actions, a body that is never valid JSON): `answers` maps an API method to a function
+of the request's form fields returning (HTTP status, body bytes)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs
+
+Answer = Callable[[dict[str, str]], tuple[int, bytes]]
+
+
+def json_answer(value: Any) -> Answer:
+    body = json.dumps(value).encode()
+    return lambda form: (200, body)
+
+
+class StubMatomo:
+    def __init__(self, answers: dict[str, Answer]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                status, body = answers[form["method"]](form)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def __enter__(self) -> StubMatomo:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
