@@ -27,7 +27,7 @@ class _VisitRate(ProgressColumn):
         visits = int(task.fields.get("visits", 0))
         elapsed = task.elapsed or 0.0
         rate = visits / elapsed if elapsed > 0 else 0.0
-        return Text(f"{visits:,} visits  {rate:,.0f} visits/s", style="progress.data.speed")
+        return Text(f"{visits:,} visits {rate:,.0f}/s", style="progress.data.speed", no_wrap=True)
 
 
 def progress_wanted(quiet: bool) -> bool:
@@ -45,9 +45,8 @@ class RunProgress:
         if enabled:
             self._bar = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("windows"),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),  # windows
                 _VisitRate(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),

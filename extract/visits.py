@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -194,10 +195,16 @@ def load_windows(
             for future in done:
                 window = in_flight.pop(future)
                 commit = future.result()
+                started = time.monotonic()
                 landed = warehouse.commit_window(commit)
                 shutil.rmtree(window_spool(spool, window), ignore_errors=True)
                 log.info(
-                    "%s: %d visits in %d page(s), %s", window, landed, commit.pages, commit.status
+                    "%s: %d visits in %d page(s), %s, committed in %.2f s",
+                    window,
+                    landed,
+                    commit.pages,
+                    commit.status,
+                    time.monotonic() - started,
                 )
                 totals.windows += 1
                 totals.visits += landed

@@ -1,6 +1,7 @@
 """A scripted stand-in for Matomo on loopback, for answers the demo server never gives (a visit
 cut at 500 actions, a body that is never valid JSON): `answers` maps an API method to a function
-of the request's form fields returning (HTTP status, body bytes)."""
+of the request's form fields returning (HTTP status, body bytes). Any other method answers `[]`,
+as Matomo does for a site without goals, custom dimensions or report rows."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ def json_answer(value: Any) -> Answer:
     return lambda form: (200, body)
 
 
+def _empty(form: dict[str, str]) -> tuple[int, bytes]:
+    return 200, b"[]"
+
+
 class StubMatomo:
     def __init__(self, answers: dict[str, Answer]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                status, body = answers[form["method"]](form)
+                status, body = answers.get(form["method"], _empty)(form)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))

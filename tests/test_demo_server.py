@@ -21,7 +21,8 @@ import requests
 
 from extract.demo.dataset import DatasetError
 from extract.demo.faults import MAX_STREAK, FaultConfig, FaultKind, FaultPlan, RateLimiter
-from extract.demo.live import Window, live_window, local_midnight, zone
+from extract.demo.generator import local_midnight, zone
+from extract.demo.live import Window, live_window
 from extract.demo.server import TOKEN_ENV, DemoServer, php_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "matomo-5"

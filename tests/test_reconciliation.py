@@ -135,20 +135,3 @@ def test_daily_metrics_equal_matomo_reports_for_every_site_day(built: Pipeline) 
     per_day = len(VISITS_SUMMARY) + len(ACTIONS) + len(GOALS)
     assert all(len(expected[sd]) >= per_day for sd in site_days)
 
-
-def test_reconciliation_model_compares_every_site_day_and_finds_no_difference(
-    built: Pipeline,
-) -> None:
-    with built.connect() as con:
-        compared, mismatches, methods = con.execute(
-            """
-            select
-                count(distinct site_id || '/' || report_date),
-                count(*) filter (where not is_match),
-                count(distinct report_method)
-            from marts.rpt_matomo_reconciliation
-            where is_comparable
-            """
-        ).fetchone() or (0, 0, 0)
-    assert (compared, mismatches, methods) == (63, 0, 4)
-

@@ -15,10 +15,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -31,6 +29,7 @@ from extract.demo.dataset import (
     unknown_site_message,
     unsupported_period_message,
 )
+from extract.demo.generator import local_midnight, zone
 from extract.demo.phpjson import php_json
 
 METHOD = "Live.getLastVisitsDetails"
@@ -213,13 +212,6 @@ def live_window(period: str, date: str, timezone: str, now: int) -> Window | Non
     return Window(start, min(local_midnight(last + _DAY, tz), now + 1))
 
 
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def local_midnight(day: dt.date, tz: dt.tzinfo) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
 
 
 def local_date(timestamp: int, tz: dt.tzinfo) -> dt.date:

@@ -30,8 +30,9 @@ from extract.demo.dataset import (
     unknown_method_message,
     unknown_site_message,
 )
+from extract.demo.generator import local_midnight, zone
 from extract.demo.live import METHOD as LIVE_METHOD
-from extract.demo.live import live_window, local_date, local_midnight, zone
+from extract.demo.live import live_window, local_date
 
 logger = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ _TYPES = {
 _MAX_OBJECT_BYTES = 16 * 1024 * 1024
 # DuckDB's defaults (80 % of RAM, all cores) let its memory grow with the data loaded; a window
 # needs little, and one thread leaves the other cores to the HTTP workers.
-_SETTINGS: dict[str, str | bool | int | float | list[str]] = {"memory_limit": "96MB", "threads": 1}
+_SETTINGS: dict[str, str | bool | int | float | list[str]] = {"memory_limit": "128MB", "threads": 1}
 # Each checkpoint rewrites the table's last, partly filled row group. With DuckDB's default of
 # 122,880 rows of multi-kB payloads that is hundreds of MB rewritten (and held in memory) per
 # window commit, growing with the table; small row groups keep every commit's cost flat.
