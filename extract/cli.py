@@ -21,6 +21,7 @@ from extract.config import Settings, load_settings
 from extract.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ConfigError, ExtractError
 from extract.memory import keep_memory_flat
 from extract.progress import RunProgress, progress_wanted
+from extract.ratelimit import StopFlag
 from extract.runner import RunRequest, RunResult, execute
 from extract.state import WarehouseStatus
 from extract.warehouse import make_warehouse
@@ -125,13 +126,18 @@ def _expected_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM stops a run like Ctrl-C: workers cancel, the run is logged as interrupted."""
+def _stop_on_signals(stop: StopFlag) -> None:
+    """Ctrl-C or SIGTERM: finish at the next safe point (committed windows stay, the run is
+    logged as interrupted); a second one quits at once."""
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("stopping: the run ends at the next safe point (again to quit at once)")
 
-    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,9 +169,10 @@ def cli(
 def _run(context: _Context, request_for: Callable[[dt.datetime], RunRequest]) -> None:
     settings = context.settings()
     request = request_for(context.as_of_time())
-    _stop_on_sigterm()
+    stop = StopFlag()
+    _stop_on_signals(stop)
     with RunProgress(progress_wanted(context.quiet)) as progress:
-        result = execute(settings, request, progress)
+        result = execute(settings, request, progress, stop)
     if not context.quiet:
         click.echo(_summary(result), err=True)
 

@@ -98,6 +98,10 @@ class MatomoClient:
         """Make every waiting or future call of this client raise Interrupted (run is stopping)."""
         self._limiter.cancelled.set()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._limiter.cancelled.is_set()
+
     def call(
         self,
         method: str,

@@ -14,13 +14,32 @@ from contextlib import contextmanager
 
 from extract.errors import Interrupted
 
+_POLL_SECONDS = 0.1
+
+
+class StopFlag:
+    """A run-wide stop request, set from anywhere (a signal handler included) and polled.
+
+    A plain attribute rather than a threading.Event: setting it takes no lock, so a signal
+    handler can never block on a lock the thread it interrupted is holding.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
 
 class RateLimiter:
     def __init__(
         self,
         requests_per_minute: int,
         concurrency: int,
-        cancelled: threading.Event | None = None,
+        cancelled: StopFlag | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interval = 60.0 / requests_per_minute
@@ -28,7 +47,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_start = 0.0
         self._clock = clock
-        self.cancelled = cancelled or threading.Event()
+        self.cancelled = cancelled or StopFlag()
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -43,9 +62,14 @@ class RateLimiter:
             self._next_start = max(self._next_start, self._clock() + seconds)
 
     def sleep(self, seconds: float) -> None:
-        """Sleep that a cancelled run interrupts at once."""
-        if self.cancelled.wait(max(seconds, 0.0)):
-            raise Interrupted("cancelled")
+        """Sleep that a cancelled run interrupts within a tenth of a second."""
+        deadline = time.monotonic() + seconds
+        while not self.cancelled.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, _POLL_SECONDS))
+        raise Interrupted("cancelled")
 
     def _wait_for_turn(self) -> None:
         with self._lock:

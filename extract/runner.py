@@ -11,7 +11,7 @@ from extract.config import Settings
 from extract.errors import ExtractError, Interrupted, WarehouseError
 from extract.metadata import Site, fetch_sites, land_goals_and_dimensions, land_sites
 from extract.progress import RunProgress
-from extract.ratelimit import RateLimiter
+from extract.ratelimit import RateLimiter, StopFlag
 from extract.state import RunRecord, new_run_id
 from extract.visits import LoadTotals, load_windows
 from extract.warehouse import Warehouse, make_warehouse
@@ -41,9 +41,9 @@ class RunResult:
     seconds: float
 
 
-def make_client(settings: Settings) -> MatomoClient:
+def make_client(settings: Settings, stop: StopFlag | None = None) -> MatomoClient:
     matomo = settings.matomo
-    limiter = RateLimiter(matomo.requests_per_minute, matomo.concurrency)
+    limiter = RateLimiter(matomo.requests_per_minute, matomo.concurrency, stop)
     return MatomoClient(
         matomo.url,
         matomo.token,
@@ -79,10 +79,16 @@ def plan(
     return sorted(windows, key=lambda window: (window.day, window.site_id))
 
 
-def execute(settings: Settings, request: RunRequest, progress: RunProgress) -> RunResult:
-    """Run the extraction; raise an ExtractError subclass (with its exit code) on failure."""
+def execute(
+    settings: Settings, request: RunRequest, progress: RunProgress, stop: StopFlag | None = None
+) -> RunResult:
+    """Run the extraction; raise an ExtractError subclass (with its exit code) on failure.
+
+    Setting `stop` (e.g. from a signal handler) ends the run at the next safe point: committed
+    windows stay, the run is logged as interrupted, Interrupted is raised.
+    """
     started = dt.datetime.now(dt.UTC)
-    client = make_client(settings)
+    client = make_client(settings, stop)
     warehouse = make_warehouse(settings.warehouse)
     record = RunRecord(
         run_id=new_run_id(started), command=request.command, started_at=started, as_of=request.as_of

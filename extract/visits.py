@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from extract.client import MatomoClient
-from extract.errors import ExtractError
+from extract.errors import ExtractError, Interrupted
 from extract.paging import Row, iter_window_pages
 from extract.state import NO_TRUNCATION, VisitKeys, WindowCommit
 from extract.warehouse import Warehouse
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 LIVE_METHOD = "Live.getLastVisitsDetails"
 # Decoding is CPU-bound under the GIL anyway; two at once keep a core busy while capping memory.
 PAGES_DECODED_AT_ONCE = 2
+_POLL_SECONDS = 0.2
 
 
 class ProgressSink(Protocol):
@@ -191,7 +192,9 @@ def load_windows(
         for _ in range(ahead):
             submit_next()
         while in_flight:
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            # A timeout, so that a stop request (Ctrl-C, SIGTERM) is seen within a moment.
+            done, _ = wait(in_flight, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            _stop_if_asked(client)
             for future in done:
                 window = in_flight.pop(future)
                 commit = future.result()
@@ -217,3 +220,8 @@ def load_windows(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_if_asked(client: MatomoClient) -> None:
+    if client.cancelled:
+        raise Interrupted("stopped")
