@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_INTERRUPTED = "interrupted; committed windows are kept, re-run to resume"
+
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to the current sys.stderr: the progress bar swaps it to draw above itself."""
@@ -107,15 +109,11 @@ def _expected_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except ExtractError as exc:
-            if exc.exit_code == EXIT_INTERRUPTED:
-                context.fail(
-                    "interrupted; committed windows are kept, re-run to resume", exc.exit_code
-                )
-            context.fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
             context.fail(
-                "interrupted; committed windows are kept, re-run to resume", EXIT_INTERRUPTED
+                _INTERRUPTED if exc.exit_code == EXIT_INTERRUPTED else str(exc), exc.exit_code
             )
+        except KeyboardInterrupt:
+            context.fail(_INTERRUPTED, EXIT_INTERRUPTED)
         except Exception as exc:  # the last resort: one line, traceback with -vv
             log.debug("internal error", exc_info=True)
             context.fail(

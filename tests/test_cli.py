@@ -297,37 +297,38 @@ def test_token_never_appears_even_with_debug_logs(replay: DemoServer, tmp_path: 
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_interrupt_exits_130_and_logs_the_run(demo_server: StartServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_cleanly_exits_130_and_logs_the_run(
+    demo_server: StartServer, tmp_path: Path, signum: int
+) -> None:
     server = demo_server(token=TOKEN, slow=0.2, sites=2, days=4)
     config = write_config(tmp_path, server.url, page_size=10, concurrency=2)
-    env = {**os.environ, "MATOMO_TOKEN": TOKEN}
+    as_of = "2026-11-05T12:00:00Z"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "extract",
-            "-v",
-            "--config",
-            str(config),
-            "--as-of",
-            "2026-11-05T12:00:00Z",
-            "run",
-        ],
-        env=env,
+        [sys.executable, "-m", "extract", "-v", "--config", str(config), "--as-of", as_of, "run"],
+        env={**os.environ, "MATOMO_TOKEN": TOKEN},
         stderr=subprocess.PIPE,
         text=True,
     )
     assert process.stderr is not None
+    committed_before = 0
     for line in process.stderr:
         if " visits in " in line:  # a window is committed: the run is in full swing
+            committed_before += 1
             break
-    process.send_signal(signal.SIGINT)
-    rest = process.stderr.read()
-    process.wait(timeout=60)
-    assert process.returncode == 130
+    process.send_signal(signum)
+    try:
+        rest = process.stderr.read()
+        process.wait(timeout=60)
+    finally:
+        process.kill()  # never leave it behind, whatever went wrong
+    assert process.returncode == 130, rest
     assert rest.strip().splitlines()[-1] == (
         "error: interrupted; committed windows are kept, re-run to resume"
     )
     assert "Traceback" not in rest
     with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
         assert con.execute("select status from raw._extract_runs").fetchall() == [("interrupted",)]
+        windows = con.execute("select count(*) from raw._extract_windows").fetchone()
+    assert windows is not None
+    assert committed_before <= windows[0] < 2 * 5  # stopped early, committed windows kept

@@ -25,6 +25,7 @@ from extract.client import MatomoClient
 from extract.errors import (
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
+    Interrupted,
     MatomoAuthError,
     MatomoRefusedError,
     MatomoUnavailableError,
@@ -367,3 +368,17 @@ def test_concurrency_cap_holds_across_threads(matomo: ScriptedMatomo) -> None:
         thread.join()
     assert len(matomo.requests) == 6
     assert matomo.max_active == 2
+
+
+def test_cancel_interrupts_a_retry_wait_at_once(matomo: ScriptedMatomo) -> None:
+    """A stop request (Ctrl-C) must not sit out a 30 s Retry-After."""
+    matomo.script = [answer(429, "", "text/plain", {"Retry-After": "30"})]
+    client = make_client(matomo.url, budget=60)
+    threading.Timer(0.5, client.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        client.call("Live.getLastVisitsDetails")
+    assert time.monotonic() - started < 2
+    with pytest.raises(Interrupted):
+        client.call("API.getMatomoVersion")  # and nothing starts after it
+    assert len(matomo.requests) == 1

@@ -7,7 +7,7 @@ import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import duckdb
 
@@ -379,10 +379,6 @@ class DuckDBWarehouse:
             return deleted
 
         return self._transaction(f"resetting site {site_id}", delete)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read-only helper for callers that inspect landed data (tests, benchmarks)."""
-        return self._guard("querying", lambda: self._con.execute(sql, list(params)).fetchall())
 
     def close(self) -> None:
         self._con.close()
