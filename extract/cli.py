@@ -181,8 +181,9 @@ def _summary(result: RunResult) -> str:
     return (
         f"extract {result.record.command}: {totals.visits:,} visits landed from {totals.windows:,} "
         f"window(s) of {result.sites} site(s) in {result.seconds:.1f} s ({rate:,.0f} visits/s); "
-        f"{result.requests:,} requests, {result.retries:,} retries, {totals.warnings:,} warnings; "
-        f"run {result.record.run_id}"
+        f"{result.reports.rows:,} report rows in {result.reports.slices:,} report slice(s); "
+        f"{result.requests:,} requests, {result.retries:,} retries, "
+        f"{result.record.warnings:,} warnings; run {result.record.run_id}"
     )
 
 

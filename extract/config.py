@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class WarehouseSettings:
     dataset: str | None = None
     location: str | None = None
     credentials_file: Path | None = None
+    # BQ_API_ENDPOINT: a local BigQuery emulator (anonymous credentials), as in the dbt profile.
+    api_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ _MATOMO_KEYS = {
 }
 _WAREHOUSE_KEYS = {"target", "path", "schema", "project", "dataset", "location", "credentials_file"}
 _REPORTS_KEYS = {"lookback_days", "period", "extra"}
+# Report request parameters the extractor owns (site, dates, raw numbers, every row).
+RESERVED_REPORT_PARAMS = frozenset(
+    {"module", "method", "format", "token_auth", "idSite", "period", "date", "format_metrics",
+     "filter_limit", "filter_offset"}
+)
 _SECTIONS = {"matomo": _MATOMO_KEYS, "warehouse": _WAREHOUSE_KEYS, "reports": _REPORTS_KEYS}
 _TARGETS = ("duckdb", "bigquery")
 
@@ -289,15 +297,37 @@ def _warehouse(raw: dict[str, Any], env: Mapping[str, str], source: str) -> Ware
     if not schema.replace("_", "").isalnum():
         raise ConfigError(f"schema {where} must be a plain identifier (letters, digits, _)")
     credentials = _optional_str(raw, "credentials_file", where)
+    project = _optional_str(raw, "project", where)
+    dataset = _optional_str(raw, "dataset", where)
+    if target == "bigquery":
+        _bigquery_names(project, dataset, where)
     return WarehouseSettings(
         target=target,
         path=Path(path).expanduser(),
         schema=schema,
-        project=_optional_str(raw, "project", where),
-        dataset=_optional_str(raw, "dataset", where),
+        project=project,
+        dataset=dataset,
         location=_optional_str(raw, "location", where),
         credentials_file=Path(credentials).expanduser() if credentials else None,
+        api_endpoint=env.get("BQ_API_ENDPOINT") or None,
     )
+
+
+# Google's rules; checked here because both names end up inside SQL identifiers.
+_PROJECT_ID = re.compile(r"(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_DATASET_ID = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+
+def _bigquery_names(project: str | None, dataset: str | None, where: str) -> None:
+    if project is None or dataset is None:
+        missing = "project" if project is None else "dataset"
+        raise ConfigError(f"target bigquery needs {missing} {where}")
+    if not _PROJECT_ID.fullmatch(project):
+        raise ConfigError(f"project {where} is not a Google Cloud project id; got {project!r}")
+    if not _DATASET_ID.fullmatch(dataset):
+        raise ConfigError(
+            f"dataset {where} must be a BigQuery dataset id (letters, digits, _); got {dataset!r}"
+        )
 
 
 def _reports(raw: dict[str, Any], source: str) -> ReportsSettings:
@@ -317,6 +347,17 @@ def _reports(raw: dict[str, Any], source: str) -> ReportsSettings:
                 f'each [[reports.extra]] {where} needs method = "Module.method" and optional '
                 f"params = {{ ... }}; got {item!r}"
             )
+        for key, value in params.items():
+            if key in RESERVED_REPORT_PARAMS:
+                raise ConfigError(
+                    f"params of [[reports.extra]] {method} {where} cannot set {key!r}: the "
+                    "extractor sets it for every report"
+                )
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise ConfigError(
+                    f"param {key!r} of [[reports.extra]] {method} {where} must be a string or "
+                    f"an integer; got {value!r}"
+                )
         specs.append(ReportSpec(method=method, params=dict(params)))
     return ReportsSettings(
         lookback_days=_non_negative_int(raw, "lookback_days", 3, where),

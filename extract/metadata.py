@@ -1,4 +1,7 @@
-"""Site metadata: sites (timezones, creation dates), goals and custom dimensions, landed raw."""
+"""Metadata, landed raw every run: sites, goals, custom dimensions and the Matomo version.
+
+Each site's goals and dimensions are replaced as a whole, so one deleted in Matomo disappears.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from typing import Any
 import orjson
 
 from extract.client import MatomoClient
-from extract.errors import MatomoRefusedError
-from extract.warehouse import CUSTOM_DIMENSIONS, GOALS, SITES, Warehouse
+from extract.errors import MatomoAuthError, MatomoRefusedError
+from extract.warehouse import CUSTOM_DIMENSIONS, GOALS, INSTANCE, SITES, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,27 @@ class Site:
             created_at=created_at,
             payload=payload,
         )
+
+    @property
+    def ecommerce(self) -> bool:
+        return _flag(self.payload.get("ecommerce"))
+
+    @property
+    def site_search(self) -> bool:
+        return _flag(self.payload.get("sitesearch"))
+
+
+@dataclass(frozen=True)
+class SiteMetadata:
+    """A site with the goals and active custom dimensions it has in Matomo now."""
+
+    site: Site
+    goal_ids: tuple[int, ...]
+    dimension_ids: tuple[int, ...]
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("1", "true")
 
 
 def fetch_sites(client: MatomoClient, wanted: Sequence[int] | None) -> list[Site]:
@@ -72,94 +96,139 @@ def fetch_sites(client: MatomoClient, wanted: Sequence[int] | None) -> list[Site
     return sorted(sites, key=lambda site: site.site_id)
 
 
-def _land(
+def land_rows(
     warehouse: Warehouse,
     table: str,
     key_columns: list[str],
     rows: Iterable[dict[str, Any]],
     run_id: str,
     extracted_at: dt.datetime,
+    scopes: Iterable[dict[str, Any]] | None = None,
 ) -> int:
-    """Replace the rows sharing `key_columns` in a raw metadata table with this run's rows."""
+    """Stream `rows` into one NDJSON file and replace the rows sharing their `key_columns`.
+
+    With `scopes` (key-column objects), every scope's rows are replaced, also by nothing.
+    """
     path = warehouse.spool_root / f"{table}.ndjson"
+    keys_path = warehouse.spool_root / f"{table}.keys.ndjson" if scopes is not None else None
     stamp = extracted_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
-    with path.open("wb") as out:
-        for row in rows:
-            out.write(orjson.dumps({**row, "extracted_at": stamp, "run_id": run_id}) + b"\n")
     try:
-        return warehouse.replace_rows(table, key_columns, path)
+        with path.open("wb") as out:
+            for row in rows:
+                out.write(orjson.dumps({**row, "extracted_at": stamp, "run_id": run_id}) + b"\n")
+        if keys_path is not None and scopes is not None:
+            keys_path.write_bytes(b"".join(orjson.dumps(scope) + b"\n" for scope in scopes))
+        return warehouse.replace_rows(table, key_columns, path, keys_path)
     finally:
         path.unlink(missing_ok=True)
+        if keys_path is not None:
+            keys_path.unlink(missing_ok=True)
 
 
-def land_sites(
-    warehouse: Warehouse, sites: Sequence[Site], run_id: str, extracted_at: dt.datetime
-) -> int:
-    """Replace each site's row in raw.matomo_sites with what Matomo sent this run."""
-    rows = (
-        {
-            "site_id": site.site_id,
-            "name": site.name,
-            "timezone": site.timezone,
-            "payload": orjson.dumps(site.payload).decode(),
-        }
-        for site in sites
+def land_metadata(
+    client: MatomoClient,
+    warehouse: Warehouse,
+    sites: Sequence[Site],
+    version: Any,
+    run_id: str,
+    extracted_at: dt.datetime,
+) -> list[SiteMetadata]:
+    """Replace the sites, their goals and custom dimensions, and the instance row."""
+    land_rows(
+        warehouse,
+        SITES.name,
+        ["site_id"],
+        (
+            {
+                "site_id": site.site_id,
+                "name": site.name,
+                "timezone": site.timezone,
+                "payload": orjson.dumps(site.payload).decode(),
+            }
+            for site in sites
+        ),
+        run_id,
+        extracted_at,
     )
-    return _land(warehouse, SITES.name, ["site_id"], rows, run_id, extracted_at)
+    land_rows(
+        warehouse,
+        INSTANCE.name,
+        ["url"],
+        [
+            {
+                "url": client.url,
+                "version": str(version.get("value", "")) if isinstance(version, dict) else None,
+                "payload": orjson.dumps(version).decode(),
+            }
+        ],
+        run_id,
+        extracted_at,
+    )
+    return [_land_site_lists(client, warehouse, site, run_id, extracted_at) for site in sites]
+
+
+def _land_site_lists(
+    client: MatomoClient,
+    warehouse: Warehouse,
+    site: Site,
+    run_id: str,
+    extracted_at: dt.datetime,
+) -> SiteMetadata:
+    scope = [{"site_id": site.site_id}]
+    goals = _site_list(client, "Goals.getGoals", site.site_id)
+    land_rows(
+        warehouse,
+        GOALS.name,
+        ["site_id"],
+        (
+            {
+                "site_id": site.site_id,
+                "goal_id": int(goal["idgoal"]),
+                "payload": orjson.dumps(goal).decode(),
+            }
+            for goal in goals
+        ),
+        run_id,
+        extracted_at,
+        scope,
+    )
+    dimensions = _site_list(client, "CustomDimensions.getConfiguredCustomDimensions", site.site_id)
+    land_rows(
+        warehouse,
+        CUSTOM_DIMENSIONS.name,
+        ["site_id"],
+        (
+            {
+                "site_id": site.site_id,
+                "custom_dimension_id": int(dimension["idcustomdimension"]),
+                "payload": orjson.dumps(dimension).decode(),
+            }
+            for dimension in dimensions
+        ),
+        run_id,
+        extracted_at,
+        scope,
+    )
+    return SiteMetadata(
+        site=site,
+        goal_ids=tuple(sorted(int(goal["idgoal"]) for goal in goals)),
+        dimension_ids=tuple(
+            sorted(
+                int(dimension["idcustomdimension"])
+                for dimension in dimensions
+                if _flag(dimension.get("active"))
+            )
+        ),
+    )
 
 
 def _site_list(client: MatomoClient, method: str, site_id: int) -> list[dict[str, Any]]:
     """A per-site metadata list; a disabled plugin means no rows, with one warning."""
     try:
         listed = client.call(method, {"idSite": site_id}, what=f"{method} for site {site_id}")
+    except MatomoAuthError:
+        raise
     except MatomoRefusedError as exc:
         log.warning("skipping %s for site %d: %s", method, site_id, exc.message)
         return []
     return [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
-
-
-def land_goals_and_dimensions(
-    client: MatomoClient,
-    warehouse: Warehouse,
-    sites: Sequence[Site],
-    run_id: str,
-    extracted_at: dt.datetime,
-) -> int:
-    """Replace each site's goals and configured custom dimensions with what Matomo has now."""
-    landed = 0
-    for site in sites:
-        goals = _site_list(client, "Goals.getGoals", site.site_id)
-        landed += _land(
-            warehouse,
-            GOALS.name,
-            ["site_id", "goal_id"],
-            (
-                {
-                    "site_id": site.site_id,
-                    "goal_id": int(goal["idgoal"]),
-                    "payload": orjson.dumps(goal).decode(),
-                }
-                for goal in goals
-            ),
-            run_id,
-            extracted_at,
-        )
-        dimensions = _site_list(
-            client, "CustomDimensions.getConfiguredCustomDimensions", site.site_id
-        )
-        landed += _land(
-            warehouse,
-            CUSTOM_DIMENSIONS.name,
-            ["site_id", "custom_dimension_id"],
-            (
-                {
-                    "site_id": site.site_id,
-                    "custom_dimension_id": int(dimension["idcustomdimension"]),
-                    "payload": orjson.dumps(dimension).decode(),
-                }
-                for dimension in dimensions
-            ),
-            run_id,
-            extracted_at,
-        )
-    return landed

@@ -1,17 +1,28 @@
-"""One extract run: sites -> planned windows -> visits landed; the run logged in the warehouse."""
+"""One extract run: sites and metadata -> planned windows -> visits -> reports; the run logged in
+the warehouse."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from extract.client import MatomoClient
 from extract.config import Settings
 from extract.errors import ExtractError, Interrupted, WarehouseError
-from extract.metadata import Site, fetch_sites, land_goals_and_dimensions, land_sites
+from extract.metadata import Site, SiteMetadata, fetch_sites, land_metadata
 from extract.progress import RunProgress
 from extract.ratelimit import RateLimiter, StopFlag
+from extract.reports import (
+    ReportTotals,
+    SubRequest,
+    load_reports,
+    report_days,
+    report_periods,
+    site_reports,
+    sub_requests,
+)
 from extract.state import RunRecord, new_run_id
 from extract.visits import LoadTotals, load_windows
 from extract.warehouse import Warehouse, make_warehouse
@@ -35,6 +46,7 @@ class RunRequest:
 class RunResult:
     record: RunRecord
     totals: LoadTotals
+    reports: ReportTotals
     sites: int
     requests: int
     retries: int
@@ -68,15 +80,51 @@ def plan(
             first, last = request.backfill
             windows += range_windows(site.site_id, tz, first, last, as_of, finality)
             continue
-        created = site.created_at
-        first_day = matomo.start_date or (
-            local_date(int(created.timestamp()), tz) if created else local_date(as_of, tz)
-        )
         complete = warehouse.completed_windows(site.site_id)
         windows += plan_windows(
-            site.site_id, tz, first_day, as_of, finality, matomo.lookback_days, complete
+            site.site_id,
+            tz,
+            _first_day(settings, site, as_of),
+            as_of,
+            finality,
+            matomo.lookback_days,
+            complete,
         )
     return sorted(windows, key=lambda window: (window.day, window.site_id))
+
+
+def plan_reports(
+    settings: Settings,
+    request: RunRequest,
+    sites: list[SiteMetadata],
+    windows: list[DayWindow],
+) -> list[SubRequest]:
+    """Every report sub-request of this run: per site, the closed days its windows cover plus
+    the trailing `[reports] lookback_days` (a backfill: just its days), as configured periods."""
+    as_of = int(request.as_of.timestamp())
+    config = settings.reports
+    requests: list[SubRequest] = []
+    for item in sites:
+        site = item.site
+        today = local_date(as_of, site_zone(site.timezone))
+        run_days = [window.day for window in windows if window.site_id == site.site_id]
+        if request.backfill is not None:
+            days = report_days(run_days, today, request.backfill[0], 0)
+        else:
+            first_day = _first_day(settings, site, as_of)
+            days = report_days(run_days, today, first_day, config.lookback_days)
+        periods = report_periods(config.period, days)
+        requests += sub_requests(site.site_id, site_reports(item, config.extra), periods)
+    return requests
+
+
+def _first_day(settings: Settings, site: Site, as_of: int) -> dt.date:
+    """First local day to load: start_date, else the site's creation day (else today)."""
+    tz = site_zone(site.timezone)
+    created = site.created_at
+    return settings.matomo.start_date or (
+        local_date(int(created.timestamp()), tz) if created else local_date(as_of, tz)
+    )
 
 
 def execute(
@@ -94,15 +142,15 @@ def execute(
         run_id=new_run_id(started), command=request.command, started_at=started, as_of=request.as_of
     )
     totals = LoadTotals()
-    sites: list[Site] = []
+    reports = ReportTotals()
+    sites: list[SiteMetadata] = []
     try:
         warehouse.ensure_schema()
         warehouse.record_run(record)
         try:
-            sites = _sites(client, settings, request)
-            land_sites(warehouse, sites, record.run_id, started)
-            land_goals_and_dimensions(client, warehouse, sites, record.run_id, started)
-            windows = plan(settings, request, warehouse, sites)
+            version, listed = _sites(client, settings, request)
+            sites = land_metadata(client, warehouse, listed, version, record.run_id, started)
+            windows = plan(settings, request, warehouse, listed)
             log.info("%d window(s) to fetch for %d site(s)", len(windows), len(sites))
             progress.set_total(len(windows))
             load_windows(
@@ -115,6 +163,11 @@ def execute(
                 progress=progress,
                 totals=totals,
             )
+            report_requests = plan_reports(settings, request, sites, windows)
+            log.info("%d report request(s) for %d site(s)", len(report_requests), len(sites))
+            load_reports(
+                client, warehouse, report_requests, run_id=record.run_id, totals=reports
+            )
             record.status = "ok"
         except (Interrupted, KeyboardInterrupt):
             record.status = "interrupted"
@@ -126,7 +179,8 @@ def execute(
         finally:
             record.finished_at = dt.datetime.now(dt.UTC)
             record.visits = totals.visits
-            record.warnings = totals.warnings
+            record.report_rows = reports.rows
+            record.warnings = totals.warnings + reports.warnings
             _record_quietly(warehouse, record)
     finally:
         warehouse.close()
@@ -135,6 +189,7 @@ def execute(
     return RunResult(
         record=record,
         totals=totals,
+        reports=reports,
         sites=len(sites),
         requests=client.stats.requests,
         retries=client.stats.retries,
@@ -142,7 +197,10 @@ def execute(
     )
 
 
-def _sites(client: MatomoClient, settings: Settings, request: RunRequest) -> list[Site]:
+def _sites(
+    client: MatomoClient, settings: Settings, request: RunRequest
+) -> tuple[Any, list[Site]]:
+    """Matomo's version (the connection and token check) and the sites to load."""
     wanted = request.site_ids if request.site_ids is not None else settings.matomo.sites
     # The first call doubles as the connection and token check, with a short budget.
     budget = min(FIRST_CONTACT_BUDGET, settings.matomo.retry_budget_seconds)
@@ -152,7 +210,7 @@ def _sites(client: MatomoClient, settings: Settings, request: RunRequest) -> lis
         version.get("value") if isinstance(version, dict) else version,
         client.url,
     )
-    return fetch_sites(client, wanted)
+    return version, fetch_sites(client, wanted)
 
 
 def _record_quietly(warehouse: Warehouse, record: RunRecord) -> None:

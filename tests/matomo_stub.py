@@ -1,7 +1,8 @@
 """A scripted stand-in for Matomo on loopback, for answers the demo server never gives (a visit
 cut at 500 actions, a body that is never valid JSON): `answers` maps an API method to a function
 of the request's form fields returning (HTTP status, body bytes). Any other method answers `[]`,
-as Matomo does for a site without goals, custom dimensions or report rows."""
+as Matomo does for a site without goals, custom dimensions or report rows; `API.getBulkRequest`
+answers the list of its sub-requests' answers."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class StubMatomo:
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                status, body = answers.get(form["method"], _empty)(form)
+                status, body = answers.get(form["method"], _bulk)(form)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -40,6 +41,14 @@ class StubMatomo:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+        def _bulk(form: dict[str, str]) -> tuple[int, bytes]:
+            if form["method"] != "API.getBulkRequest":
+                return _empty(form)
+            urls = sorted((int(k[5:-1]), v) for k, v in form.items() if k.startswith("urls["))
+            subs = [{k: v[0] for k, v in parse_qs(query).items()} for _, query in urls]
+            bodies = [answers.get(sub["method"], _empty)(sub)[1] for sub in subs]
+            return 200, b"[" + b",".join(bodies) + b"]"
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"

@@ -7,7 +7,9 @@ Reads either the capture directory layout (`index_*.jsonl` next to `live/`, `rep
 Live: every visit in any captured Live response (deduplicated by idVisit; the pages with
 `doNotFetchActions` are skipped) is filed under the site-local day of its last action, and the
 server re-applies Live semantics, so any paging/order/minTimestamp request can be answered.
-Everything else: the captured response whose parameters match, or an honest error.
+Everything else: the captured response whose parameters match, or an honest error. Reports
+also answer `period=day&date=A,B` (the map of the captured days) and `format_metrics=0` (the
+default-format capture with its rates as fractions), as Matomo would.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import datetime as dt
 import gzip
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ _BUNDLES = ("live", "reports", "meta_examples", "errors")
 _TRANSPORT = frozenset({"module", "format", "token_auth", "method"})
 _PAGING = frozenset({"filter_limit", "filter_offset"})
 _DEFAULT_LIMIT = 100
+_PERCENT = re.compile(r"-?\d+(\.\d+)?%")
 
 
 @dataclass(frozen=True)
@@ -184,12 +189,29 @@ class ReplayDataset:
 
     def call(self, method: str, params: Mapping[str, str], now: int) -> Any:
         self._check(method, params, now)
+        days = _days(params) if method in self._reports else []
+        if days:
+            # Several days: Matomo's map keyed by each day's label, built from the day captures.
+            return {day: self._answer(method, {**params, "date": day}) for day in days}
+        return self._answer(method, params)
+
+    def _answer(self, method: str, params: Mapping[str, str]) -> Any:
+        body = self._stored(method, params)
+        if body is None and params.get("format_metrics") == "0":
+            # The captures used the default format_metrics=bc, which only renders rates as
+            # percentages ("35%"); =0 is the same body with the rates as fractions (0.35).
+            body = _unformat_rates(self._stored(method, {**params, "format_metrics": ""}))
+        if body is None:
+            shown = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in _TRANSPORT)
+            raise DatasetError(f"The replayed captures hold no response for {method} ({shown}).")
+        return body
+
+    def _stored(self, method: str, params: Mapping[str, str]) -> Any:
         stored = self._responses.get(_key(method, params, _TRANSPORT))
         if stored is None:
             stored = self._responses.get(("*", *_key(method, params, _TRANSPORT | _PAGING)))
         if stored is None:
-            shown = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in _TRANSPORT)
-            raise DatasetError(f"The replayed captures hold no response for {method} ({shown}).")
+            return None
         body = orjson.loads(stored.body)
         if stored.pageable and isinstance(body, list):
             return _page(body, params)
@@ -215,6 +237,37 @@ class ReplayDataset:
 
 def _key(method: str, params: Mapping[str, str], ignored: frozenset[str]) -> tuple[str, ...]:
     return (method, *(f"{k}={v}" for k, v in sorted(params.items()) if k not in ignored and v))
+
+
+def _days(params: Mapping[str, str]) -> list[str]:
+    """The days of a `period=day&date=A,B` request (none for any other request)."""
+    first, comma, last = params.get("date", "").partition(",")
+    if params.get("period") != "day" or not comma:
+        return []
+    try:
+        start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    except ValueError:
+        return []
+    return [(start + dt.timedelta(n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def _unformat_rates(body: Any) -> Any:
+    """format_metrics=bc -> 0: every percentage string becomes the fraction it renders."""
+    if isinstance(body, dict):
+        return {
+            k: _fraction(v) if k != "label" and isinstance(v, str) else _unformat_rates(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [_unformat_rates(item) for item in body]
+    return body
+
+
+def _fraction(text: str) -> Any:
+    if not _PERCENT.fullmatch(text):
+        return text
+    value = Decimal(text[:-1]) / 100
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _page(rows: list[Any], params: Mapping[str, str]) -> list[Any]:

@@ -126,9 +126,21 @@ REPORT_ROWS = TableSpec(
         ("run_id", STRING),
     ),
 )
+INSTANCE = TableSpec(
+    "matomo_instance",
+    (
+        ("url", STRING),
+        ("version", STRING),
+        ("payload", JSON_TEXT),
+        ("extracted_at", TIMESTAMP),
+        ("run_id", STRING),
+    ),
+)
 # Every table ensure_schema() creates, so the dbt sources exist from the first run on even
 # before a table receives rows; other extractors append their specs here.
-TABLES: list[TableSpec] = [VISITS, SITES, GOALS, CUSTOM_DIMENSIONS, REPORT_ROWS, WINDOWS, RUNS]
+TABLES: list[TableSpec] = [
+    VISITS, SITES, GOALS, CUSTOM_DIMENSIONS, INSTANCE, REPORT_ROWS, WINDOWS, RUNS
+]
 
 
 class Warehouse(Protocol):
@@ -147,10 +159,19 @@ class Warehouse(Protocol):
     def record_run(self, run: RunRecord) -> None:
         """Insert or update the run's row in the run log."""
 
-    def replace_rows(self, table: str, key_columns: Sequence[str], ndjson_path: Path) -> int:
+    def replace_rows(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        ndjson_path: Path,
+        keys_path: Path | None = None,
+    ) -> int:
         """Atomically delete the rows of `table` whose `key_columns` values occur in the NDJSON
         file, then insert the file's rows (one object per line, keys = column names; JSON-text
-        columns as JSON values or strings). Return the number of rows inserted."""
+        columns as JSON values or strings). Return the number of rows inserted.
+
+        With `keys_path` (NDJSON of key-column objects), the rows deleted are those whose key
+        values occur there instead: a key with no rows left in the data file loses its rows."""
 
     def status(self) -> WarehouseStatus:
         """Per-site checkpoints and visit counts, plus the latest run."""

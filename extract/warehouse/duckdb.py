@@ -280,7 +280,13 @@ class DuckDBWarehouse:
 
         self._transaction("recording the run", upsert)
 
-    def replace_rows(self, table: str, key_columns: Sequence[str], ndjson_path: Path) -> int:
+    def replace_rows(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        ndjson_path: Path,
+        keys_path: Path | None = None,
+    ) -> int:
         target = self._table(table)
 
         def replace(con: duckdb.DuckDBPyConnection) -> int:
@@ -302,9 +308,18 @@ class DuckDBWarehouse:
                 f'{target}."{key}" is not distinct from keys."{key}"' for key in key_columns
             )
             key_list = ", ".join(f'"{key}"' for key in key_columns)
+            keys = "_rows"
+            if keys_path is not None:
+                key_types = ", ".join(
+                    f"\"{name}\": '{kind}'" for name, kind in columns if name in key_columns
+                )
+                keys = (
+                    f"read_json(?, format = 'newline_delimited', columns = {{{key_types}}})"
+                )
             con.execute(
-                f"delete from {target} using (select distinct {key_list} from _rows) as keys "
-                f"where {match}"
+                f"delete from {target} using (select distinct {key_list} from {keys}) as keys "
+                f"where {match}",
+                [] if keys_path is None else [str(keys_path)],
             )
             con.execute(f"insert into {target} by name select * from _rows")
             count = con.execute("select count(*) from _rows").fetchone()
