@@ -425,13 +425,17 @@ def test_faults_are_deterministic_and_retries_succeed(demo_server: StartServer) 
 
 
 def test_rate_limit_answers_429_with_retry_after(demo_server: StartServer) -> None:
+    """Like Matomo Cloud's 200 Live requests per minute: the limit counts Live requests only."""
     server = demo_server(days=2, visits_per_day=10, rate_limit="5")
-    statuses = [call(server, method="API.getMatomoVersion").status_code for _ in range(5)]
-    refused = call(server, method="API.getMatomoVersion")
+    live = {"method": "Live.getLastVisitsDetails", "idSite": "1", "period": "day",
+            "date": "2026-11-01"}
+    statuses = [call(server, **live).status_code for _ in range(5)]
+    refused = call(server, **live)
     assert statuses == [200] * 5
     assert refused.status_code == 429
     assert refused.headers["Content-Type"].startswith("text/plain")
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert call(server, method="API.getMatomoVersion").status_code == 200
 
 
 def test_slow_adds_latency(demo_server: StartServer) -> None:

@@ -60,7 +60,10 @@ def main() -> None:
 @click.option("--slow", type=float, default=0.0, help="seconds of latency per request")
 @click.option("--slow-per-100", type=float, default=0.0,
               help="extra seconds per 100 Live visits served (a real Matomo 5: ~0.7)")
-@click.option("--rate-limit", type=int, default=0, help="requests per rolling minute (0: none)")
+@click.option(
+    "--rate-limit", type=int, default=0,
+    help="Live requests per rolling minute, as Matomo Cloud (0: none)",
+)
 @click.option("--fault-5xx", type=float, default=0.0, help="probability of a 500/502/503")
 @click.option("--fault-truncate", type=float, default=0.0, help="probability of a cut body")
 @click.option("--fault-error", type=float, default=0.0,

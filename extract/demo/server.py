@@ -219,7 +219,7 @@ class HttpBehaviour:
     path: str = "/"
     slow: float = 0.0  # seconds per request
     slow_per_100: float = 0.0  # seconds per 100 Live visits served (a real Matomo: ~0.7)
-    rate_limit: int = 0  # requests per rolling minute; 0 = unlimited
+    rate_limit: int = 0  # Live requests per rolling minute; 0 = unlimited
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -280,7 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, params: dict[str, str]) -> Response:
         server, behaviour = self.server, self.server.behaviour
-        if server.limiter is not None:
+        # Matomo Cloud's per-minute limit that matters here is the Live one (200/min).
+        is_live = params.get("method", "").lower().startswith("live.")
+        if server.limiter is not None and is_live:
             wait = server.limiter.admit()
             if wait is not None:
                 return self._send(
