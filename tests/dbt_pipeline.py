@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,15 @@ matomo_warehouse:
       type: duckdb
       path: "{{ env_var('DUCKDB_PATH') }}"
       threads: 2
+    bigquery:  # a BigQuery emulator (tests/bigquery_emulator.py): any token will do
+      type: bigquery
+      method: oauth-secrets
+      token: emulator
+      project: "{{ env_var('BQ_PROJECT', 'unset') }}"
+      dataset: "{{ env_var('BQ_DATASET', 'unset') }}"
+      api_endpoint: "{{ env_var('BQ_API_ENDPOINT', '') }}"
+      job_retries: 0
+      threads: 4
 """
 
 
@@ -55,8 +65,16 @@ class Pipeline:
     def warehouse(self) -> Path:
         return self.workdir / "matomo.duckdb"
 
-    def extract(self, url: str, token: str, as_of: str) -> str:
-        """`extract run` from the demo Matomo at `url`, pretending it is `as_of`."""
+    def extract(
+        self,
+        url: str,
+        token: str,
+        as_of: str,
+        warehouse: str = "",
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """`extract run` from the demo Matomo at `url`, pretending it is `as_of`; `warehouse`
+        replaces the [warehouse] section (default: this directory's DuckDB file)."""
         config = self.workdir / "extract.toml"
         config.write_text(
             "[matomo]\n"
@@ -64,20 +82,21 @@ class Pipeline:
             f'start_date = "{START_DATE}"\n'
             "requests_per_minute = 60000\n"
             "\n[warehouse]\n"
-            f'path = "{self.warehouse}"\n',
+            + (warehouse or f'path = "{self.warehouse}"\n'),
             encoding="utf-8",
         )
-        env = {**os.environ, "MATOMO_TOKEN": token}
+        variables = {**os.environ, **(env or {}), "MATOMO_TOKEN": token}
         command = [str(BIN_DIR / "extract"), "--config", str(config), "--as-of", as_of, "run"]
-        return _run(command, env, self.workdir)
+        return _run(command, variables, self.workdir)
 
-    def dbt(self, *args: str) -> str:
-        """A dbt command on this warehouse; fails the test if dbt fails."""
+    def dbt(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        """A dbt command on this warehouse (`env` adds variables); fails the test if dbt fails."""
         (self.workdir / "profiles.yml").write_text(PROFILE, encoding="utf-8")
-        env = {
+        variables = {
             **os.environ,
             "DUCKDB_PATH": str(self.warehouse),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            **(env or {}),
         }
         command = [
             str(BIN_DIR / "dbt"),
@@ -87,7 +106,7 @@ class Pipeline:
             "--target-path", str(self.workdir / "target"),
             "--log-path", str(self.workdir / "logs"),
         ]
-        return _run(command, env, self.workdir)
+        return _run(command, variables, self.workdir)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(self.warehouse), read_only=True)

@@ -191,6 +191,10 @@ def make_warehouse(settings: WarehouseSettings, *, create: bool = True) -> Wareh
         from extract.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(settings.path, settings.schema, create=create)
+    if settings.target == "bigquery":
+        from extract.warehouse.bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse(settings)
     raise ConfigError(
         f"target {settings.target!r} in [warehouse] is not available in this version; use duckdb"
     )
