@@ -11,7 +11,10 @@ with
 
 actions as (
 
-    select * from {{ ref('stg_matomo__actions') }}
+    select
+        *,
+        {{ wall_clock_to_epoch_seconds('action_at_local') }} as local_epoch
+    from {{ ref('stg_matomo__actions') }}
 
 ),
 
@@ -19,9 +22,10 @@ visits as (
 
     select
         visit_id,
+        site_id,
         visit_date_local,
-        first_action_at,
-        last_action_at
+        {{ timestamp_to_epoch_seconds('first_action_at') }} as first_epoch,
+        {{ timestamp_to_epoch_seconds('last_action_at') }} as last_epoch
     from {{ ref('stg_matomo__visits') }}
 
 ),
@@ -35,48 +39,45 @@ sites as (
 
 ),
 
-actions_with_epochs as (
-
-    select
-        actions.*,
-        sites.timezone,
-        {{ wall_clock_to_epoch_seconds('actions.action_at_local') }} as local_epoch,
-        {{ timestamp_to_epoch_seconds('visits.first_action_at') }} as visit_first_epoch,
-        {{ timestamp_to_epoch_seconds('visits.last_action_at') }} as visit_last_epoch
-    from actions
-    {# joining on the day too lets an incremental filter on it reach both sides #}
-    inner join visits
-        on actions.visit_id = visits.visit_id
-        and actions.visit_date_local = visits.visit_date_local
-    left join sites
-        on actions.site_id = sites.site_id
-
-),
-
+{# Time zone lookups are the expensive part: two per visit, not per action. #}
 visit_offsets as (
 
     select
-        *,
-        {{ utc_offset_seconds('visit_first_epoch', 'timezone') }} as first_offset_seconds,
-        {{ utc_offset_seconds('visit_last_epoch', 'timezone') }} as last_offset_seconds
-    from actions_with_epochs
+        visits.visit_id,
+        visits.visit_date_local,
+        visits.first_epoch,
+        sites.timezone,
+        {{ utc_offset_seconds('visits.first_epoch', 'sites.timezone') }}
+            as first_offset_seconds,
+        {{ utc_offset_seconds('visits.last_epoch', 'sites.timezone') }}
+            as last_offset_seconds
+    from visits
+    left join sites
+        on visits.site_id = sites.site_id
 
 ),
 
 resolved as (
 
     select
-        *,
+        actions.*,
         case
-            when first_offset_seconds = last_offset_seconds
-                then local_epoch - first_offset_seconds
-            when local_epoch - first_offset_seconds >= visit_first_epoch
-                and {{ utc_offset_seconds('local_epoch - first_offset_seconds', 'timezone') }}
-                    = first_offset_seconds
-                then local_epoch - first_offset_seconds
-            else local_epoch - last_offset_seconds
+            when visit_offsets.first_offset_seconds = visit_offsets.last_offset_seconds
+                then actions.local_epoch - visit_offsets.first_offset_seconds
+            when actions.local_epoch - visit_offsets.first_offset_seconds
+                    >= visit_offsets.first_epoch
+                and {{ utc_offset_seconds(
+                    'actions.local_epoch - visit_offsets.first_offset_seconds',
+                    'visit_offsets.timezone'
+                ) }} = visit_offsets.first_offset_seconds
+                then actions.local_epoch - visit_offsets.first_offset_seconds
+            else actions.local_epoch - visit_offsets.last_offset_seconds
         end as action_epoch
-    from visit_offsets
+    from actions
+    {# joining on the day too lets an incremental filter on it reach both sides #}
+    inner join visit_offsets
+        on actions.visit_id = visit_offsets.visit_id
+        and actions.visit_date_local = visit_offsets.visit_date_local
 
 ),
 

@@ -16,8 +16,10 @@ with
 visits as (
 
     select * from {{ ref('base_matomo__visits') }}
+    {# a cheap text test first: most visits have no order or cart, so no JSON to parse #}
+    where payload like '%"itemDetails"%'
     {% if is_incremental() %}
-    where visit_date_local >= {{ incremental_lookback_start() }}
+        and visit_date_local >= {{ incremental_lookback_start() }}
     {% endif %}
 
 ),
