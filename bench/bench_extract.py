@@ -58,7 +58,9 @@ def write_config(directory: Path, url: str, concurrency: int, page_size: int) ->
     path.write_text(
         f'[matomo]\nurl = "{url}"\nstart_date = "{START}"\nrequests_per_minute = 1000000\n'
         f"concurrency = {concurrency}\npage_size = {page_size}\n"
-        f'[warehouse]\npath = "{directory / "bench.duckdb"}"\n',
+        f'[warehouse]\npath = "{directory / "bench.duckdb"}"\n'
+        # Visits only: the references download and land the Live pages, nothing else.
+        "[reports]\nenabled = false\n",
         encoding="utf-8",
     )
     return path

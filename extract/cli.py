@@ -232,7 +232,7 @@ def status(context: _Context, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(_status_json(report), option=orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(_status_text(report, str(settings.warehouse.path)))
+        click.echo(_status_text(report, settings.warehouse.where))
 
 
 def _status_json(report: WarehouseStatus) -> dict[str, Any]:
@@ -294,7 +294,7 @@ def reset(context: _Context, site_id: int, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise ConfigError("reset deletes data: add --yes to run it without a prompt")
         click.confirm(
-            f"Delete every raw row and checkpoint of site {site_id} in {settings.warehouse.path}?",
+            f"Delete every raw row and checkpoint of site {site_id} in {settings.warehouse.where}?",
             abort=True,
         )
     warehouse = make_warehouse(settings.warehouse, create=False)

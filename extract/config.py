@@ -48,6 +48,13 @@ class WarehouseSettings:
     # BQ_API_ENDPOINT: a local BigQuery emulator (anonymous credentials), as in the dbt profile.
     api_endpoint: str | None = None
 
+    @property
+    def where(self) -> str:
+        """Where the raw tables live, for messages."""
+        if self.target == "bigquery":
+            return f"bigquery {self.project}.{self.dataset}"
+        return str(self.path)
+
 
 @dataclass(frozen=True)
 class ReportSpec:
@@ -57,6 +64,7 @@ class ReportSpec:
 
 @dataclass(frozen=True)
 class ReportsSettings:
+    enabled: bool = True  # false: raw visits and metadata only
     lookback_days: int = 3
     period: str = "day"
     extra: tuple[ReportSpec, ...] = ()
@@ -84,7 +92,7 @@ _MATOMO_KEYS = {
     "lookback_days",
 }
 _WAREHOUSE_KEYS = {"target", "path", "schema", "project", "dataset", "location", "credentials_file"}
-_REPORTS_KEYS = {"lookback_days", "period", "extra"}
+_REPORTS_KEYS = {"enabled", "lookback_days", "period", "extra"}
 # Report request parameters the extractor owns (site, dates, raw numbers, every row).
 RESERVED_REPORT_PARAMS = frozenset(
     {"module", "method", "format", "token_auth", "idSite", "period", "date", "format_metrics",
@@ -332,6 +340,9 @@ def _bigquery_names(project: str | None, dataset: str | None, where: str) -> Non
 
 def _reports(raw: dict[str, Any], source: str) -> ReportsSettings:
     where = f"in [reports] of {source}"
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"enabled {where} must be true or false; got {enabled!r}")
     period = raw.get("period", "day")
     if period not in ("day", "week", "month", "year", "range"):
         raise ConfigError(f"period {where} must be day, week, month, year or range; got {period!r}")
@@ -360,6 +371,7 @@ def _reports(raw: dict[str, Any], source: str) -> ReportsSettings:
                 )
         specs.append(ReportSpec(method=method, params=dict(params)))
     return ReportsSettings(
+        enabled=enabled,
         lookback_days=_non_negative_int(raw, "lookback_days", 3, where),
         period=period,
         extra=tuple(specs),

@@ -163,7 +163,9 @@ def execute(
                 progress=progress,
                 totals=totals,
             )
-            report_requests = plan_reports(settings, request, sites, windows)
+            report_requests = (
+                plan_reports(settings, request, sites, windows) if settings.reports.enabled else []
+            )
             log.info("%d report request(s) for %d site(s)", len(report_requests), len(sites))
             load_reports(
                 client, warehouse, report_requests, run_id=record.run_id, totals=reports

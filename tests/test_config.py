@@ -81,6 +81,7 @@ path = "data/m.duckdb"
 schema = "matomo_raw"
 
 [reports]
+enabled = false
 lookback_days = 2
 period = "week"
 [[reports.extra]]
@@ -100,6 +101,7 @@ params = { idCustomReport = 1 }
     assert settings.warehouse.path == Path("data/m.duckdb")
     assert settings.warehouse.schema == "matomo_raw"
     assert settings.reports.period == "week"
+    assert settings.reports.enabled is False
     assert settings.reports.extra[0].method == "CustomReports.getCustomReport"
     assert dict(settings.reports.extra[0].params) == {"idCustomReport": 1}
     assert TOKEN not in repr(settings)
@@ -117,6 +119,7 @@ def test_defaults_are_matomo_cloud_friendly(tmp_path: Path) -> None:
     assert settings.warehouse.target == "duckdb"
     assert settings.warehouse.path == Path("matomo.duckdb")
     assert settings.warehouse.schema == "raw"
+    assert settings.reports.enabled is True
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -227,6 +230,7 @@ def test_token_file(tmp_path: Path) -> None:
             "period .* must be day",
         ),
         ('[matomo]\nurl = "https://m"\n[[reports.extra]]\nparams = {}\n', {}, "needs method"),
+        ('[matomo]\nurl = "https://m"\n[reports]\nenabled = "no"\n', {}, "true or false"),
         ("[matomo\nurl=", {}, "extract.toml is not valid TOML"),
     ],
 )

@@ -7,6 +7,7 @@ asked directly over HTTP at the same server clock the extractor saw.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -471,3 +472,16 @@ def test_disabled_plugin_and_missing_parameter_skip_with_one_warning(
     )
     assert rows > 0
     assert skipped == 0
+
+
+def test_reports_can_be_turned_off(tmp_path: Path, demo_server: StartServer) -> None:
+    server = demo_server(days=2, sites=1, visits_per_day=10)
+    settings = configure(tmp_path, server.url, server.token)
+    settings = dataclasses.replace(
+        settings, reports=dataclasses.replace(settings.reports, enabled=False)
+    )
+    result = extract(settings, dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC))
+    assert result.record.status == "ok"
+    assert result.totals.visits > 0
+    assert result.reports.rows == 0
+    assert query(settings, "select count(*) from raw.matomo_report_rows") == [(0,)]
