@@ -157,7 +157,7 @@ def _stop_on_signals(stop: StopFlag) -> None:
 def cli(
     ctx: click.Context, config: Path | None, as_of: str | None, verbose: int, quiet: bool
 ) -> None:
-    """Land Matomo's raw visits (and later reports) in a warehouse, exactly once and resumably."""
+    """Land Matomo's raw visits, reports and metadata in a warehouse, exactly once and resumably."""
     context = _Context(config=config, as_of=as_of, quiet=quiet)
     _setup_logging(verbose, quiet, context.redactor)
     keep_memory_flat()

@@ -31,8 +31,8 @@ from extract.windows import DayWindow
 log = logging.getLogger(__name__)
 
 LIVE_METHOD = "Live.getLastVisitsDetails"
-# Decoding is CPU-bound under the GIL anyway; two at once keep a core busy while capping memory.
-PAGES_DECODED_AT_ONCE = 2
+# Decoding holds the GIL, so a second page decoded at once gains nothing but its memory.
+PAGES_DECODED_AT_ONCE = 1
 _POLL_SECONDS = 0.2
 
 

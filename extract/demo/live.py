@@ -116,7 +116,7 @@ class LiveEndpoint:
     exactly the next local midnight). A page is then a join of ready-made bytes.
     """
 
-    def __init__(self, dataset: Dataset, cache_bytes: int = 256 * 2**20) -> None:
+    def __init__(self, dataset: Dataset, cache_bytes: int = 2**30) -> None:
         self._dataset = dataset
         self._cache: OrderedDict[tuple[int, dt.date, int], list[Row]] = OrderedDict()
         self._cache_bytes, self._cached_bytes = cache_bytes, 0

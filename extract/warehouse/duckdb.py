@@ -37,6 +37,8 @@ from extract.warehouse import (
 
 log = logging.getLogger(__name__)
 
+_SPECS = {spec.name: spec for spec in TABLES}
+
 T = TypeVar("T")
 
 _TYPES = {
@@ -290,13 +292,8 @@ class DuckDBWarehouse:
         target = self._table(table)
 
         def replace(con: duckdb.DuckDBPyConnection) -> int:
-            columns = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [self.schema, table],
-            ).fetchall()
-            if not columns:
-                raise WarehouseError(f"table {target} does not exist")
+            # From the spec, not information_schema: querying that costs DuckDB ~100 MB of RSS.
+            columns = [(name, _TYPES[kind]) for name, kind in _SPECS[table].columns]
             types = ", ".join(f"\"{name}\": '{kind}'" for name, kind in columns)
             con.execute(
                 "create or replace temp table _rows as select * from read_json(?, "
