@@ -290,6 +290,7 @@ def main() -> None:
     parser.add_argument("--latency-visits", type=int, default=20_000)
     parser.add_argument("--latency-levels", default="1,2,4,8")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
 
     report: dict[str, Any] = {
@@ -302,7 +303,7 @@ def main() -> None:
         "throughput": [],
         "latency": [],
     }
-    for visits in args.visits or [100_000, 1_000_000]:
+    for visits in [] if args.skip_throughput else args.visits or [100_000, 1_000_000]:
         report["throughput"].append(throughput(visits, args.concurrency))
         print("\n".join(table(report["throughput"][-1:])), flush=True)
     if not args.skip_latency:
