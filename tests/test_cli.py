@@ -332,3 +332,25 @@ def test_interrupt_stops_cleanly_exits_130_and_logs_the_run(
         windows = con.execute("select count(*) from raw._extract_windows").fetchone()
     assert windows is not None
     assert committed_before <= windows[0] < 2 * 5  # stopped early, committed windows kept
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_pipeline() -> None:
+    """What `./dev demo` runs, smaller: demo Matomo -> extract run -> dbt build -> dbt docs."""
+    project = Path(__file__).resolve().parent.parent
+    result = extract("demo", "--sites", "2", "--days", "3", "--visits-per-day", "15", token=None)
+    assert result.code == 0, result.stderr[-3000:]
+    assert "Demo pipeline finished." in result.stderr
+    assert (project / "target" / "index.html").exists()
+    assert (project / "target" / "catalog.json").exists()
+    with duckdb.connect(str(project / "demo" / "matomo.duckdb"), read_only=True) as con:
+        visits = con.execute("select count(*) from marts.fct_visits").fetchone()
+        compared, differing = con.execute(
+            "select count(*), count(*) filter (where not is_match)"
+            " from marts.rpt_matomo_reconciliation"
+        ).fetchone() or (0, 0)
+    assert visits is not None
+    assert visits[0] > 0
+    assert compared > 0
+    assert differing == 0
+    assert f"{compared} metric comparisons, 0 differences" in result.stderr
