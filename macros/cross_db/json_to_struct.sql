@@ -29,9 +29,11 @@
     {{ return(structure) }}
 {%- endmacro %}
 
+{#- STRUCT(...) rather than SELECT AS STRUCT: bqemulator 1.4 drops the offset column of an
+    ordered ARRAY subquery inside a SELECT AS STRUCT list (docs/bigquery.md). -#}
 {% macro bigquery__json_to_struct(json_text, shape) -%}
     (
-        select as struct {{ _bigquery_struct_fields('doc_0', shape, 0) }}
+        select struct({{ _bigquery_struct_fields('doc_0', shape, 0) }})
         from unnest([parse_json({{ json_text }}, wide_number_mode => 'round')]) as doc_0
     )
 {%- endmacro %}
@@ -49,9 +51,9 @@
     {%- for key, element_shape in shape.get('arrays', {}).items() -%}
         {%- set element = 'doc_' ~ (depth + 1) -%}
         {%- do fields.append(
-            "array(select as struct "
+            "array(select struct("
             ~ _bigquery_struct_fields(element, element_shape, depth + 1)
-            ~ " from unnest(json_query_array(" ~ doc ~ ", '$." ~ key ~ "')) as " ~ element
+            ~ ") from unnest(json_query_array(" ~ doc ~ ", '$." ~ key ~ "')) as " ~ element
             ~ " with offset as " ~ element ~ "_offset order by " ~ element ~ "_offset) as `"
             ~ key ~ "`"
         ) -%}

@@ -14,9 +14,12 @@
     ) as {{ element_alias }}_elements
 {%- endmacro %}
 
+{#- The offset is renamed through a one-element unnest: bqemulator 1.4 shifts every column
+    named like a WITH OFFSET alias by one, also where a later CTE selects it (docs/bigquery.md). -#}
 {% macro bigquery__unnest_array(array_expression, element_alias, index_alias) -%}
     cross join unnest({{ array_expression }}) as {{ element_alias }}
-        with offset as {{ index_alias }}
+        with offset as {{ index_alias }}_offset
+    cross join unnest([{{ index_alias }}_offset]) as {{ index_alias }}
 {%- endmacro %}
 
 {% macro default__unnest_array(array_expression, element_alias, index_alias) -%}
