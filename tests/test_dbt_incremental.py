@@ -4,17 +4,25 @@ A demo Matomo seen at an early time (late-arriving tails on, so visits grow afte
 extracted and built; the same traffic seen a day later (new days, grown visits) is extracted
 into the same warehouse and built again, incrementally. A copy of that warehouse rebuilt with
 `--full-refresh` must hold exactly the same rows in every model stored as a table.
+
+Days can also empty: after `extract reset` and a re-extraction from a later start date, the
+early days have no visits any more, and an incremental run must clear them too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from dbt_pipeline import Pipeline
+from dbt_pipeline import BIN_DIR, START_DATE, Pipeline
 
 from extract.demo.server import DemoServer
 
@@ -33,6 +41,7 @@ class Builds:
     full_refresh: Pipeline
     first_extract: VisitShapes  # (site, visit) -> (report day, actions) after the first run
     second_extract: VisitShapes
+    first_newest_days: dict[str, dt.date]  # incremental model -> newest day after the first build
 
 
 def _visit_shapes(pipeline: Pipeline) -> VisitShapes:
@@ -52,21 +61,66 @@ def _manifest_models(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     }
 
 
+def _newest_days(pipeline: Pipeline) -> dict[str, dt.date]:
+    models = _manifest_models(pipeline)
+    newest = {}
+    with pipeline.connect() as con:
+        for name, model in models.items():
+            if model["config"]["materialized"] == "incremental":
+                row = con.execute(
+                    f"select max(visit_date_local) from {model['schema']}.{name}"
+                ).fetchone()
+                newest[name] = row[0] if row else None
+    return newest
+
+
+def _differences_from(pipeline: Pipeline, full_refresh: Pipeline) -> dict[str, Any]:
+    """Rows only one of the two warehouses has, per model stored as a table; row counts."""
+    models = _manifest_models(pipeline)
+    tables = sorted(
+        (m["schema"], name)
+        for name, m in models.items()
+        if m["config"]["materialized"] in ("incremental", "table")
+    )
+    differences, row_counts = {}, {}
+    with pipeline.connect() as con:
+        con.execute(f"attach '{full_refresh.warehouse}' as full_refresh (read_only)")
+        for schema, name in tables:
+            ours, theirs = f"{schema}.{name}", f"full_refresh.{schema}.{name}"
+            only_ours = con.execute(
+                f"select count(*) from (from {ours} except all from {theirs})"
+            ).fetchone()
+            only_theirs = con.execute(
+                f"select count(*) from (from {theirs} except all from {ours})"
+            ).fetchone()
+            if only_ours != (0,) or only_theirs != (0,):
+                differences[name] = (only_ours, only_theirs)
+            row_counts[name] = con.execute(f"select count(*) from {ours}").fetchone()
+    return {"differences": differences, "row_counts": row_counts}
+
+
+def _rebuilt_from_scratch(pipeline: Pipeline, directory: Pipeline, *args: str) -> Pipeline:
+    """A copy of `pipeline`'s warehouse in `directory`, rebuilt with `--full-refresh`."""
+    shutil.copyfile(pipeline.warehouse, directory.warehouse)
+    directory.dbt(*args, "--full-refresh")
+    return directory
+
+
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     incremental = Pipeline(tmp_path_factory.mktemp("incremental"))
     with DemoServer(**SERVER, now=EARLY) as server:
         incremental.extract(server.url, server.token, EARLY)
     incremental.dbt("build")
-    first = _visit_shapes(incremental)
+    first, newest_days = _visit_shapes(incremental), _newest_days(incremental)
     with DemoServer(**SERVER, now=LATE) as server:
         incremental.extract(server.url, server.token, LATE)
     incremental.dbt("build")
 
-    full_refresh = Pipeline(tmp_path_factory.mktemp("full_refresh"))
-    shutil.copyfile(incremental.warehouse, full_refresh.warehouse)
-    full_refresh.dbt("build", "--full-refresh")
-    return Builds(incremental, full_refresh, first, _visit_shapes(incremental))
+    full_refresh = _rebuilt_from_scratch(
+        incremental, Pipeline(tmp_path_factory.mktemp("full_refresh")), "build"
+    )
+    return Builds(incremental, full_refresh, first, _visit_shapes(incremental), newest_days)
 
 
 def test_second_extraction_brought_new_days_and_grown_visits(builds: Builds) -> None:
@@ -79,41 +133,99 @@ def test_second_extraction_brought_new_days_and_grown_visits(builds: Builds) -> 
     assert len(grown) >= 5
 
 
-def test_second_build_was_incremental(builds: Builds) -> None:
+def test_second_build_replaced_the_lookback_days_from_a_constant(builds: Builds) -> None:
+    """Each incremental model deleted every day from its newest day minus the lookback (3),
+    and its query filtered on that same date as a literal, read before the query ran."""
     models = _manifest_models(builds.incremental)
     incremental = sorted(
         n for n, m in models.items() if m["config"]["materialized"] == "incremental"
     )
     assert "fct_actions" in incremental
-    run_dir = builds.incremental.workdir / "target" / "run" / "matomo_warehouse"
+    assert incremental == sorted(builds.first_newest_days)
+    target = builds.incremental.workdir / "target"
     for name in incremental:
-        (path,) = run_dir.rglob(f"{name}.sql")
-        assert "delete from" in path.read_text().lower(), name
+        start = builds.first_newest_days[name] - dt.timedelta(days=3)
+        path = Path("matomo_warehouse", models[name]["original_file_path"])
+        run, compiled = target / "run" / path, target / "compiled" / path
+        delete = re.search(r"delete from \S+\s+where (\w+) >= date '([0-9-]+)'", run.read_text())
+        assert delete is not None, name
+        assert delete.group(1, 2) == ("visit_date_local", start.isoformat()), name
+        query = compiled.read_text()
+        assert f">= date '{start.isoformat()}'" in query, name
+        assert "max(visit_date_local)" not in query, name
 
 
 def test_every_table_equals_a_full_refresh_row_for_row(builds: Builds) -> None:
-    models = _manifest_models(builds.incremental)
-    tables = sorted(
-        (m["schema"], name)
-        for name, m in models.items()
-        if m["config"]["materialized"] in ("incremental", "table")
-    )
-    differences, row_counts = {}, {}
-    with builds.incremental.connect() as con:
-        con.execute(f"attach '{builds.full_refresh.warehouse}' as full_refresh (read_only)")
-        for schema, name in tables:
-            ours, theirs = f"{schema}.{name}", f"full_refresh.{schema}.{name}"
-            only_ours = con.execute(
-                f"select count(*) from (from {ours} except all from {theirs})"
-            ).fetchone()
-            only_theirs = con.execute(
-                f"select count(*) from (from {theirs} except all from {ours})"
-            ).fetchone()
-            if only_ours != (0,) or only_theirs != (0,):
-                differences[name] = (only_ours, only_theirs)
-            row_counts[name] = con.execute(f"select count(*) from {ours}").fetchone()
-    assert differences == {}
+    compared = _differences_from(builds.incremental, builds.full_refresh)
+    assert compared["differences"] == {}
+    row_counts = compared["row_counts"]
     assert {"fct_visits", "fct_actions", "fct_conversions", "fct_ecommerce_items"} <= set(
         row_counts
     )
     assert all(count != (0,) for count in row_counts.values()), row_counts
+
+
+RESET_SERVER: dict[str, Any] = {"sites": 2, "days": 4, "visits_per_day": 60}
+BEFORE_RESET = "2026-11-03T12:00:00Z"  # Nov 1 and 2 closed, Nov 3 begun
+AFTER_RESET = "2026-11-04T12:00:00Z"
+LATER_START = "2026-11-03"
+MODELS_AND_SEEDS = ("build", "--resource-type", "model", "--resource-type", "seed")
+
+
+def _extract(pipeline: Pipeline, token: str, *args: str) -> None:
+    subprocess.run(
+        [str(BIN_DIR / "extract"), "--config", str(pipeline.workdir / "extract.toml"), *args],
+        env={**os.environ, "MATOMO_TOKEN": token},
+        cwd=pipeline.workdir,
+        capture_output=True,
+        check=True,
+    )
+
+
+@dataclass(frozen=True)
+class ResetBuilds:
+    incremental: Pipeline
+    full_refresh: Pipeline
+    days_before_reset: list[dt.date]  # days of fct_visits after the first build
+
+
+def _visit_days(pipeline: Pipeline) -> list[dt.date]:
+    with pipeline.connect() as con:
+        rows = con.execute("select distinct visit_date_local from marts.fct_visits order by 1")
+        return [day for (day,) in rows.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def reset_builds(tmp_path_factory: pytest.TempPathFactory) -> ResetBuilds:
+    """Built from Nov 1; then every site reset and extracted again from Nov 3 (a later start
+    date), and built incrementally: Nov 1 and 2 are within the lookback and now empty."""
+    incremental = Pipeline(tmp_path_factory.mktemp("reset"))
+    with DemoServer(**RESET_SERVER, now=BEFORE_RESET) as server:
+        incremental.extract(server.url, server.token, BEFORE_RESET)
+    incremental.dbt(*MODELS_AND_SEEDS)
+    days_before_reset = _visit_days(incremental)
+    with DemoServer(**RESET_SERVER, now=AFTER_RESET) as server:
+        incremental.extract(server.url, server.token, AFTER_RESET)  # writes the config
+        for site in range(1, RESET_SERVER["sites"] + 1):
+            _extract(incremental, server.token, "reset", "--site", str(site), "--yes")
+        config = incremental.workdir / "extract.toml"
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace(START_DATE, LATER_START), encoding="utf-8")
+        _extract(incremental, server.token, "--as-of", AFTER_RESET, "run")
+    incremental.dbt(*MODELS_AND_SEEDS)
+    full_refresh = _rebuilt_from_scratch(
+        incremental, Pipeline(tmp_path_factory.mktemp("reset_full_refresh")), *MODELS_AND_SEEDS
+    )
+    return ResetBuilds(incremental, full_refresh, days_before_reset)
+
+
+def test_days_emptied_by_a_reset_are_cleared(reset_builds: ResetBuilds) -> None:
+    later_start = dt.date.fromisoformat(LATER_START)
+    assert min(reset_builds.days_before_reset) < later_start
+    with reset_builds.incremental.connect() as con:
+        raw_days = con.execute("select distinct visit_date from raw.matomo_visits order by 1")
+        assert min(day for (day,) in raw_days.fetchall()) == later_start
+    assert min(_visit_days(reset_builds.incremental)) == later_start
+    compared = _differences_from(reset_builds.incremental, reset_builds.full_refresh)
+    assert compared["differences"] == {}
+    assert all(count != (0,) for count in compared["row_counts"].values()), compared

@@ -126,7 +126,7 @@ def test_incremental_models_replace_whole_days(built: Pipeline) -> None:
     incremental = {name for name, c in configs.items() if c["materialized"] == "incremental"}
     assert incremental == INCREMENTAL_MODELS
     for name in incremental:
-        assert configs[name]["incremental_strategy"] == "delete+insert"
+        assert configs[name]["incremental_strategy"] == "replace_lookback_days"
         assert configs[name]["unique_key"] == "visit_date_local"
         assert configs[name]["on_schema_change"] == "fail"
 
