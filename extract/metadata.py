@@ -174,40 +174,27 @@ def _land_site_lists(
     run_id: str,
     extracted_at: dt.datetime,
 ) -> SiteMetadata:
-    scope = [{"site_id": site.site_id}]
-    goals = _site_list(client, "Goals.getGoals", site.site_id)
-    land_rows(
-        warehouse,
-        GOALS.name,
-        ["site_id"],
-        (
+    def land(table: str, method: str, id_column: str, id_key: str) -> list[dict[str, Any]]:
+        """Replace the site's whole list in `table`, so an item deleted in Matomo goes too."""
+        items = _site_list(client, method, site.site_id)
+        rows = (
             {
                 "site_id": site.site_id,
-                "goal_id": int(goal["idgoal"]),
-                "payload": orjson.dumps(goal).decode(),
+                id_column: int(item[id_key]),
+                "payload": orjson.dumps(item).decode(),
             }
-            for goal in goals
-        ),
-        run_id,
-        extracted_at,
-        scope,
-    )
-    dimensions = _site_list(client, "CustomDimensions.getConfiguredCustomDimensions", site.site_id)
-    land_rows(
-        warehouse,
+            for item in items
+        )
+        scope = [{"site_id": site.site_id}]
+        land_rows(warehouse, table, ["site_id"], rows, run_id, extracted_at, scope)
+        return items
+
+    goals = land(GOALS.name, "Goals.getGoals", "goal_id", "idgoal")
+    dimensions = land(
         CUSTOM_DIMENSIONS.name,
-        ["site_id"],
-        (
-            {
-                "site_id": site.site_id,
-                "custom_dimension_id": int(dimension["idcustomdimension"]),
-                "payload": orjson.dumps(dimension).decode(),
-            }
-            for dimension in dimensions
-        ),
-        run_id,
-        extracted_at,
-        scope,
+        "CustomDimensions.getConfiguredCustomDimensions",
+        "custom_dimension_id",
+        "idcustomdimension",
     )
     return SiteMetadata(
         site=site,

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 import requests
+from matomo_stub import StubMatomo
 
 from extract.config import ReportSpec, Settings, load_settings
 from extract.demo.generator import DayClock
@@ -485,3 +486,32 @@ def test_reports_can_be_turned_off(tmp_path: Path, demo_server: StartServer) -> 
     assert result.totals.visits > 0
     assert result.reports.rows == 0
     assert query(settings, "select count(*) from raw.matomo_report_rows") == [(0,)]
+
+
+def test_metadata_follows_matomo_goals_deleted_there_disappear(tmp_path: Path) -> None:
+    with gzip.open(FIXTURES / "meta_examples.jsonl.gz", "rt", encoding="utf-8") as lines:
+        site = next(
+            json.loads(entry["body"])
+            for entry in map(json.loads, lines)
+            if entry["file"] == "meta/SitesManager.getSiteFromId_site1.json"
+        )
+    goals = [{"idgoal": "1", "name": "Signup"}, {"idgoal": "2", "name": "Contact"}]
+
+    def answer(body: Any) -> Callable[[dict[str, str]], tuple[int, bytes]]:
+        return lambda form: (200, json.dumps(body() if callable(body) else body).encode())
+
+    answers = {
+        "API.getMatomoVersion": answer({"value": "5.0.2"}),
+        "SitesManager.getSiteFromId": answer(site),
+        "Goals.getGoals": answer(lambda: goals),
+    }
+    with StubMatomo(answers) as matomo:
+        settings = configure(tmp_path, matomo.url, "any-token", sites=[1])
+        as_of = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
+        extract(settings, as_of)
+        first = query(settings, "select goal_id from raw.matomo_goals order by 1")
+        goals.pop()  # goal 2 deleted in Matomo
+        extract(settings, as_of)
+    assert first == [(1,), (2,)]
+    assert query(settings, "select goal_id from raw.matomo_goals") == [(1,)]
+    assert query(settings, "select version from raw.matomo_instance") == [("5.0.2",)]
