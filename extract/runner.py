@@ -170,6 +170,7 @@ def execute(
             load_reports(
                 client, warehouse, report_requests, run_id=record.run_id, totals=reports
             )
+            warehouse.compact()
             record.status = "ok"
         except (Interrupted, KeyboardInterrupt):
             record.status = "interrupted"

@@ -179,6 +179,9 @@ class Warehouse(Protocol):
     def reset_site(self, site_id: int) -> dict[str, int]:
         """Delete every raw row and checkpoint of `site_id`; return rows deleted per table."""
 
+    def compact(self) -> None:
+        """Leave the raw tables in the layout readers expect, after a run that wrote them."""
+
     def close(self) -> None: ...
 
 

@@ -557,6 +557,9 @@ class BigQueryWarehouse:
     def _close_client(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
 
+    def compact(self) -> None:
+        """Nothing to do: load jobs write whole columnar files, which BigQuery merges itself."""
+
     def close(self) -> None:
         self._close_client()
         shutil.rmtree(self.spool_root, ignore_errors=True)

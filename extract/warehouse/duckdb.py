@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +58,7 @@ _SETTINGS: dict[str, str | bool | int | float | list[str]] = {"memory_limit": "1
 # Each checkpoint rewrites the table's last, partly filled row group. With DuckDB's default of
 # 122,880 rows of multi-kB payloads that is hundreds of MB rewritten (and held in memory) per
 # window commit, growing with the table; small row groups keep every commit's cost flat.
+# compact() merges them into default-sized ones once the run is over.
 _ROW_GROUP_SIZE = 2048
 
 # Streamed straight into the table. The payload is each array element of the spooled response as
@@ -131,9 +133,7 @@ class DuckDBWarehouse:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(config=_SETTINGS)
-            literal = str(path).replace("'", "''")  # ATTACH takes no parameters
-            self._con.execute(f"attach '{literal}' as warehouse (row_group_size {_ROW_GROUP_SIZE})")
-            self._con.execute("use warehouse")
+            self._attach(f"row_group_size {_ROW_GROUP_SIZE}")
         except (duckdb.Error, OSError) as exc:
             detail = str(exc).splitlines()[0]
             if "lock" in detail.lower():
@@ -149,6 +149,39 @@ class DuckDBWarehouse:
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
+
+    def _attach(self, options: str = "") -> None:
+        literal = str(self.path).replace("'", "''")  # ATTACH takes no parameters
+        self._con.execute(f"attach '{literal}' as warehouse {f'({options})' if options else ''}")
+        self._con.execute("use warehouse")
+
+    def compact(self) -> None:
+        """Merge the run's small row groups into DuckDB's default size.
+
+        Any other process that writes the file with the default size (dbt) would otherwise do it
+        at its next checkpoint, a hundred row groups at a time, rewriting payloads for seconds
+        on every build until the backlog is gone. Here it is one pass over this run's rows.
+        """
+
+        def merge() -> None:
+            self._con.execute("use memory")
+            self._con.execute("detach warehouse")
+            self._attach()
+            # Vacuuming happens at a checkpoint, and DuckDB skips a checkpoint with nothing to
+            # write: an empty catalog change gives it one. No task cap, every core (the HTTP
+            # workers are done).
+            self._con.execute(f"set threads = {os.cpu_count() or 1}")
+            self._con.execute("set max_vacuum_tasks = 1000000000")
+            self._con.execute(f"create table {self._table('_compaction')} (i integer)")
+            self._con.execute(f"drop table {self._table('_compaction')}")
+            self._con.execute("checkpoint warehouse")
+            self._con.execute("use memory")
+            self._con.execute("detach warehouse")
+            self._con.execute(f"set threads = {_SETTINGS['threads']}")
+            self._con.execute("reset max_vacuum_tasks")
+            self._attach(f"row_group_size {_ROW_GROUP_SIZE}")
+
+        self._guard("compacting the raw tables", merge)
 
     def _table(self, name: str) -> str:
         return f'"{self.schema}"."{name}"'
