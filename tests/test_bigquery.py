@@ -383,11 +383,12 @@ def test_dbt_build_on_bigquery_succeeds(
     bigquery_build: dict[str, dict[str, Any]], bigquery_runs: BigQueryRuns
 ) -> None:
     ran = _project_nodes(bigquery_runs.pipeline, "model", "seed", "test", "unit_test")
-    assert set(bigquery_build) == set(ran)
+    hooks = {node for node in bigquery_build if node.startswith("operation.")}
+    assert set(bigquery_build) == set(ran) | hooks
     statuses = {node: result["status"] for node, result in bigquery_build.items()}
     assert {node for node, status in statuses.items() if status not in ("success", "pass")} == set()
     assert sum(1 for node in ran if node.startswith("unit_test.")) >= 9
-    assert sum(1 for node in ran if node.startswith("test.")) >= 100
+    assert sum(1 for node in ran if node.startswith("test.")) >= 90
     # Day-partitioned, clustered, whole days overwritten (the same lookback as on DuckDB).
     incremental = {
         node["name"]: node["config"]

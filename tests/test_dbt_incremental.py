@@ -155,6 +155,75 @@ def test_second_build_replaced_the_lookback_days_from_a_constant(builds: Builds)
         assert "max(visit_date_local)" not in query, name
 
 
+FILTER = re.compile(r"(\w+) >= date '([0-9-]+)'")
+
+
+def _test_filters(pipeline: Pipeline) -> dict[str, set[tuple[str, str]]]:
+    """Per data test the last dbt command ran: the day filters in its compiled SQL."""
+    results = json.loads((pipeline.workdir / "target" / "run_results.json").read_text())
+    return {
+        result["unique_id"]: set(FILTER.findall(result["compiled_code"] or ""))
+        for result in results["results"]
+        if result["unique_id"].startswith("test.")
+    }
+
+
+def _attached_models(pipeline: Pipeline) -> dict[str, str]:
+    manifest = json.loads((pipeline.workdir / "target" / "manifest.json").read_text())
+    return {
+        key: (node.get("attached_node") or "").rsplit(".", 1)[-1]
+        for key, node in manifest["nodes"].items()
+        if node["resource_type"] == "test"
+    }
+
+
+def test_second_build_tested_only_the_rebuilt_days(builds: Builds) -> None:
+    """The incremental build logged the first day it rebuilt per model, and the data tests of
+    those models read from that day on; tests of models rebuilt whole read every row."""
+    pipeline = builds.incremental
+    results = json.loads((pipeline.workdir / "target" / "run_results.json").read_text())
+    starts = {
+        name: (newest - dt.timedelta(days=3)).isoformat()
+        for name, newest in builds.first_newest_days.items()
+    }
+    with pipeline.connect() as con:
+        log = con.execute(
+            "select relation_name, invocation_id, day_column, cast(rebuilt_from as varchar) "
+            "from main.matomo_rebuilt_days"
+        ).fetchall()
+    assert {
+        relation.rsplit(".", 1)[-1].strip('"'): rest for relation, *rest in log
+    } == {
+        name: [results["metadata"]["invocation_id"], "visit_date_local", start]
+        for name, start in starts.items()
+    }
+
+    attached = _attached_models(pipeline)
+    filters = _test_filters(pipeline)
+    scoped = {test for test, found in filters.items() if found}
+    for test, found in filters.items():
+        model = attached[test]
+        if model in starts:
+            assert found == {("visit_date_local", starts[model])}, test
+        elif model:
+            assert found == set(), test
+    assert any(attached[test] == "fct_actions" for test in scoped)
+    singular = "test.matomo_warehouse.assert_action_times_within_their_visit"
+    assert filters[singular] == {("visit_date_local", starts["fct_actions"])}
+
+
+def test_full_refresh_and_standalone_dbt_test_read_every_row(
+    builds: Builds, tmp_path: Path
+) -> None:
+    assert all(found == set() for found in _test_filters(builds.full_refresh).values())
+    later = Pipeline(tmp_path)
+    shutil.copyfile(builds.incremental.warehouse, later.warehouse)
+    later.dbt("test", "--select", "fct_actions")
+    filters = _test_filters(later)
+    assert len(filters) >= 5
+    assert all(found == set() for found in filters.values()), filters
+
+
 def test_every_table_equals_a_full_refresh_row_for_row(builds: Builds) -> None:
     compared = _differences_from(builds.incremental, builds.full_refresh)
     assert compared["differences"] == {}

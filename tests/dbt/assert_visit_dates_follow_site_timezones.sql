@@ -10,7 +10,7 @@ visits as (
         visits.visit_date_local,
         visits.last_action_at,
         sites.timezone
-    from {{ ref('fct_visits') }} as visits
+    from {{ rebuilt_rows(ref('fct_visits')) }} as visits
     inner join {{ ref('dim_sites') }} as sites
         on visits.site_id = sites.site_id
 
