@@ -197,6 +197,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

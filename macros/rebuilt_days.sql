@@ -89,28 +89,24 @@
 {%- endmacro %}
 
 
-{#- For singular tests: `relation`, or the subquery of its rebuilt days. -#}
-{% macro rebuilt_rows(relation) -%}
-    {%- set condition = rebuilt_days_condition(relation) -%}
-    {{ return('(select * from ' ~ relation ~ ' where ' ~ condition ~ ')' if condition else relation) }}
+{#- `relation`, or the subquery of its rows that meet `where` and are in its rebuilt days;
+    `alias` names the subquery. Singular tests call it on their ref()s. -#}
+{% macro rebuilt_rows(relation, where='', alias='') -%}
+    {%- set conditions = [where, rebuilt_days_condition(relation)] | select | list -%}
+    {%- if conditions -%}
+        {{ return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') ' ~ alias) }}
+    {%- else -%}
+        {{ return(relation) }}
+    {%- endif -%}
 {%- endmacro %}
 
 
 {#- dbt wraps the model of every generic data test in get_where_subquery, with the test's
     `where` config; ours adds the rebuilt days. -#}
 {% macro duckdb__get_where_subquery(relation) -%}
-    {{ return(rows_under_test(relation)) }}
+    {{ return(rebuilt_rows(relation, config.get('where', ''), 'dbt_subquery')) }}
 {%- endmacro %}
 
 {% macro bigquery__get_where_subquery(relation) -%}
-    {{ return(rows_under_test(relation)) }}
-{%- endmacro %}
-
-{% macro rows_under_test(relation) -%}
-    {%- set conditions = [config.get('where', ''), rebuilt_days_condition(relation)] | select | list -%}
-    {%- if conditions -%}
-        {{ return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') }}
-    {%- else -%}
-        {{ return(relation) }}
-    {%- endif -%}
+    {{ return(rebuilt_rows(relation, config.get('where', ''), 'dbt_subquery')) }}
 {%- endmacro %}

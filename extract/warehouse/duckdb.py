@@ -155,6 +155,10 @@ class DuckDBWarehouse:
         self._con.execute(f"attach '{literal}' as warehouse {f'({options})' if options else ''}")
         self._con.execute("use warehouse")
 
+    def _detach(self) -> None:
+        self._con.execute("use memory")
+        self._con.execute("detach warehouse")
+
     def compact(self) -> None:
         """Merge the run's small row groups into DuckDB's default size.
 
@@ -164,8 +168,7 @@ class DuckDBWarehouse:
         """
 
         def merge() -> None:
-            self._con.execute("use memory")
-            self._con.execute("detach warehouse")
+            self._detach()
             self._attach()
             # Vacuuming happens at a checkpoint, and DuckDB skips a checkpoint with nothing to
             # write: an empty catalog change gives it one. No task cap, every core (the HTTP
@@ -175,8 +178,7 @@ class DuckDBWarehouse:
             self._con.execute(f"create table {self._table('_compaction')} (i integer)")
             self._con.execute(f"drop table {self._table('_compaction')}")
             self._con.execute("checkpoint warehouse")
-            self._con.execute("use memory")
-            self._con.execute("detach warehouse")
+            self._detach()
             self._con.execute(f"set threads = {_SETTINGS['threads']}")
             self._con.execute("reset max_vacuum_tasks")
             self._attach(f"row_group_size {_ROW_GROUP_SIZE}")
