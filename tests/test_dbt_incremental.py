@@ -61,17 +61,42 @@ def _manifest_models(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     }
 
 
+def _by_day(model: dict[str, Any]) -> bool:
+    return model["config"].get("incremental_strategy") == "replace_lookback_days"
+
+
 def _newest_days(pipeline: Pipeline) -> dict[str, dt.date]:
+    """Per model incremental by day, the newest value of its day column (the unique_key)."""
     models = _manifest_models(pipeline)
     newest = {}
     with pipeline.connect() as con:
         for name, model in models.items():
-            if model["config"]["materialized"] == "incremental":
-                row = con.execute(
-                    f"select max(visit_date_local) from {model['schema']}.{name}"
-                ).fetchone()
+            if _by_day(model):
+                day = model["config"]["unique_key"]
+                row = con.execute(f"select max({day}) from {model['schema']}.{name}").fetchone()
                 newest[name] = row[0] if row else None
     return newest
+
+
+def _rebuild_starts(builds: Builds) -> dict[str, tuple[str, str]]:
+    """Per incremental model, (day column, first day the second build rebuilt): the newest day
+    of the first build minus the lookback (3); for a model by action day, moved back to the
+    earliest action day of the visits from there on."""
+    models = _manifest_models(builds.incremental)
+    starts = {}
+    with builds.incremental.connect() as con:
+        for name, newest in builds.first_newest_days.items():
+            config = models[name]["config"]
+            start = newest - dt.timedelta(days=3)
+            if config["lookback_covers_action_days"]:
+                row = con.execute(
+                    "select min(action_date_local) from marts.fct_actions "
+                    "where visit_date_local >= ?",
+                    [start],
+                ).fetchone()
+                start = min(start, row[0]) if row and row[0] else start
+            starts[name] = (config["unique_key"], start.isoformat())
+    return starts
 
 
 def _differences_from(pipeline: Pipeline, full_refresh: Pipeline) -> dict[str, Any]:
@@ -137,22 +162,34 @@ def test_second_build_replaced_the_lookback_days_from_a_constant(builds: Builds)
     """Each incremental model deleted every day from its newest day minus the lookback (3),
     and its query filtered on that same date as a literal, read before the query ran."""
     models = _manifest_models(builds.incremental)
-    incremental = sorted(
-        n for n, m in models.items() if m["config"]["materialized"] == "incremental"
-    )
-    assert "fct_actions" in incremental
+    incremental = sorted(n for n, m in models.items() if _by_day(m))
+    assert {"fct_actions", "fct_site_daily_metrics"} <= set(incremental)
     assert incremental == sorted(builds.first_newest_days)
+    starts = _rebuild_starts(builds)
     target = builds.incremental.workdir / "target"
     for name in incremental:
-        start = builds.first_newest_days[name] - dt.timedelta(days=3)
+        day, start = starts[name]
         path = Path("matomo_warehouse", models[name]["original_file_path"])
         run, compiled = target / "run" / path, target / "compiled" / path
         delete = re.search(r"delete from \S+\s+where (\w+) >= date '([0-9-]+)'", run.read_text())
         assert delete is not None, name
-        assert delete.group(1, 2) == ("visit_date_local", start.isoformat()), name
+        assert delete.group(1, 2) == (day, start), name
         query = compiled.read_text()
-        assert f">= date '{start.isoformat()}'" in query, name
-        assert "max(visit_date_local)" not in query, name
+        assert f">= date '{start}'" in query, name
+        assert f"max({day})" not in query, name
+
+
+def test_second_build_recomputed_the_recent_visitors(builds: Builds) -> None:
+    """dim_visitors replaced the visitors of its recent window, read before the query as a
+    timestamp literal: the same one in the query and in the delete."""
+    target = builds.incremental.workdir / "target"
+    path = Path("matomo_warehouse", "models", "marts", "dim_visitors.sql")
+    since = re.compile(r"last_seen_at >= (timestamp '[0-9: .-]+')")
+    query, statements = (target / "compiled" / path).read_text(), (target / "run" / path).read_text()
+    assert "recent_visitors" in query
+    assert set(since.findall(query)) == set(since.findall(statements))
+    assert len(set(since.findall(query))) == 1
+    assert re.search(r"delete from \S+\s+where last_seen_at >= timestamp", statements)
 
 
 FILTER = re.compile(r"(\w+) >= date '([0-9-]+)'")
@@ -182,10 +219,7 @@ def test_second_build_tested_only_the_rebuilt_days(builds: Builds) -> None:
     those models read from that day on; tests of models rebuilt whole read every row."""
     pipeline = builds.incremental
     results = json.loads((pipeline.workdir / "target" / "run_results.json").read_text())
-    starts = {
-        name: (newest - dt.timedelta(days=3)).isoformat()
-        for name, newest in builds.first_newest_days.items()
-    }
+    starts = _rebuild_starts(builds)
     with pipeline.connect() as con:
         log = con.execute(
             "select relation_name, invocation_id, day_column, cast(rebuilt_from as varchar) "
@@ -194,8 +228,8 @@ def test_second_build_tested_only_the_rebuilt_days(builds: Builds) -> None:
     assert {
         relation.rsplit(".", 1)[-1].strip('"'): rest for relation, *rest in log
     } == {
-        name: [results["metadata"]["invocation_id"], "visit_date_local", start]
-        for name, start in starts.items()
+        name: [results["metadata"]["invocation_id"], day, start]
+        for name, (day, start) in starts.items()
     }
 
     attached = _attached_models(pipeline)
@@ -204,12 +238,12 @@ def test_second_build_tested_only_the_rebuilt_days(builds: Builds) -> None:
     for test, found in filters.items():
         model = attached[test]
         if model in starts:
-            assert found == {("visit_date_local", starts[model])}, test
+            assert found == {starts[model]}, test
         elif model:
             assert found == set(), test
     assert any(attached[test] == "fct_actions" for test in scoped)
     singular = "test.matomo_warehouse.assert_action_times_within_their_visit"
-    assert filters[singular] == {("visit_date_local", starts["fct_actions"])}
+    assert filters[singular] == {starts["fct_actions"]}
 
 
 def test_full_refresh_and_standalone_dbt_test_read_every_row(

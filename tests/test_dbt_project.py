@@ -20,10 +20,14 @@ pytestmark = pytest.mark.slow
 
 SITES = 5  # UTC, America/New_York, Europe/Berlin, Asia/Kolkata, UTC-3
 AS_OF = "2026-11-09T12:00:00Z"  # the server's 8 days are over in every zone
-INCREMENTAL_MODELS = {
-    "stg_matomo__visits", "stg_matomo__actions", "stg_matomo__ecommerce_items",
-    "stg_matomo__visit_custom_dimensions", "fct_visits", "fct_actions", "fct_conversions",
-    "fct_ecommerce_items", "fct_visit_custom_dimensions",
+# incremental model -> the day column whose whole days each run replaces
+BY_DAY_MODELS = {
+    "stg_matomo__visits": "visit_date_local", "stg_matomo__actions": "visit_date_local",
+    "stg_matomo__ecommerce_items": "visit_date_local",
+    "stg_matomo__visit_custom_dimensions": "visit_date_local", "fct_visits": "visit_date_local",
+    "fct_actions": "visit_date_local", "fct_conversions": "visit_date_local",
+    "fct_ecommerce_items": "visit_date_local", "fct_visit_custom_dimensions": "visit_date_local",
+    "fct_site_daily_metrics": "report_date",
 }
 
 
@@ -116,17 +120,19 @@ def test_every_stored_model_has_a_primary_key_test(built: Pipeline) -> None:
     assert missing == []
 
 
-def test_incremental_models_replace_whole_days(built: Pipeline) -> None:
+def test_incremental_models_replace_whole_days_or_recent_visitors(built: Pipeline) -> None:
     manifest = _artifact(built, "manifest.json")
     configs = {
         node["name"]: node["config"] for node in _project_nodes(manifest, "model").values()
     }
     incremental = {name for name, c in configs.items() if c["materialized"] == "incremental"}
-    assert incremental == INCREMENTAL_MODELS
-    for name in incremental:
+    assert incremental == {*BY_DAY_MODELS, "dim_visitors"}
+    for name, day in BY_DAY_MODELS.items():
         assert configs[name]["incremental_strategy"] == "replace_lookback_days"
-        assert configs[name]["unique_key"] == "visit_date_local"
-        assert configs[name]["on_schema_change"] == "fail"
+        assert configs[name]["unique_key"] == day
+    assert configs["dim_visitors"]["incremental_strategy"] == "replace_recent_keys"
+    assert configs["dim_visitors"]["unique_key"] == "site_visitor_id"
+    assert all(configs[name]["on_schema_change"] == "fail" for name in incremental)
 
 
 def test_dispatched_macros_have_duckdb_bigquery_and_default_bodies() -> None:

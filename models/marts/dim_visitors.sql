@@ -1,21 +1,47 @@
+{{ config(**incremental_by_recent_keys('site_visitor_id', 'last_seen_at')) }}
+
 {# One row per visitor of a site, from visits only (no per-visitor API calls): the
     visitor id <-> user id mapping, first and last seen, visit count. Matomo derives the
     visitor id from the user id once a user logs in, so a user keeps one visitor id; visits
-    before the login carry the anonymous cookie id and are another visitor here. #}
+    before the login carry the anonymous cookie id and are another visitor here.
+    Incremental on DuckDB: recomputes the visitors seen recently, from all their visits
+    (macros/replace_recent_keys.sql). #}
+
+{%- if is_incremental() -%}
+    {%- set since = incremental_recent_since('last_seen_at') -%}
+{%- endif %}
 
 with
 
+{% if is_incremental() -%}
+{#- visitors with a visit in the days fct_visits rebuilt, as they were and as they are -#}
+recent_visitors as (
+
+    select site_id, visitor_id from {{ this }}
+    where last_seen_at >= {{ since }}
+    union distinct
+    select site_id, visitor_id from {{ ref('fct_visits') }}
+    where last_action_at >= {{ since }} and visitor_id is not null
+
+),
+
+{% endif -%}
 visits as (
 
     select
-        site_id,
-        visitor_id,
-        user_id,
-        visit_id,
-        first_action_at,
-        last_action_at
-    from {{ ref('fct_visits') }}
-    where visitor_id is not null
+        fct_visits.site_id,
+        fct_visits.visitor_id,
+        fct_visits.user_id,
+        fct_visits.visit_id,
+        fct_visits.first_action_at,
+        fct_visits.last_action_at
+    from {{ ref('fct_visits') }} as fct_visits
+    {% if is_incremental() -%}
+    inner join recent_visitors
+        on fct_visits.site_id = recent_visitors.site_id
+        and fct_visits.visitor_id = recent_visitors.visitor_id
+    {% endif -%}
+    where fct_visits.visitor_id is not null
 
 ),
 
