@@ -48,10 +48,14 @@ METADATA_COLUMNS = {"extracted_at", "run_id", "completed_at", "_extracted_at", "
 INCREMENTAL_RUN_GAP = "Required keyword: 'this' missing for <class 'sqlglot.expressions.core.Not'>"
 # The incremental run's lookback, shorter than the 3 days of data so that it selects a part.
 INCREMENTAL_LOOKBACK_DAYS = 1
+# incremental model -> its day (partition) column; dim_visitors is a table on BigQuery
 INCREMENTAL_MODELS = {
-    "stg_matomo__visits", "stg_matomo__actions", "stg_matomo__ecommerce_items",
-    "stg_matomo__visit_custom_dimensions", "fct_visits", "fct_actions", "fct_conversions",
-    "fct_ecommerce_items", "fct_visit_custom_dimensions",
+    "stg_matomo__visits": "visit_date_local", "stg_matomo__actions": "visit_date_local",
+    "stg_matomo__ecommerce_items": "visit_date_local",
+    "stg_matomo__visit_custom_dimensions": "visit_date_local", "fct_visits": "visit_date_local",
+    "fct_actions": "visit_date_local", "fct_conversions": "visit_date_local",
+    "fct_ecommerce_items": "visit_date_local", "fct_visit_custom_dimensions": "visit_date_local",
+    "fct_site_daily_metrics": "report_date",
 }  # fmt: skip
 # Those that read the raw visits, not another incremental model.
 RAW_INCREMENTAL_MODELS = {name for name in INCREMENTAL_MODELS if name.startswith("stg_")}
@@ -387,18 +391,18 @@ def test_dbt_build_on_bigquery_succeeds(
     assert set(bigquery_build) == set(ran) | hooks
     statuses = {node: result["status"] for node, result in bigquery_build.items()}
     assert {node for node, status in statuses.items() if status not in ("success", "pass")} == set()
-    assert sum(1 for node in ran if node.startswith("unit_test.")) >= 9
-    assert sum(1 for node in ran if node.startswith("test.")) >= 90
+    assert sum(1 for node in ran if node.startswith("unit_test.")) >= 10
+    assert sum(1 for node in ran if node.startswith("test.")) >= 70
     # Day-partitioned, clustered, whole days overwritten (the same lookback as on DuckDB).
     incremental = {
         node["name"]: node["config"]
         for node in _project_nodes(bigquery_runs.pipeline, "model").values()
         if node["config"]["materialized"] == "incremental"
     }
-    assert set(incremental) == INCREMENTAL_MODELS
-    for config in incremental.values():
+    assert set(incremental) == set(INCREMENTAL_MODELS)
+    for name, config in incremental.items():
         assert config["incremental_strategy"] == "insert_overwrite"
-        assert config["partition_by"] == {"field": "visit_date_local", "data_type": "date"}
+        assert config["partition_by"] == {"field": INCREMENTAL_MODELS[name], "data_type": "date"}
         assert config["cluster_by"][0] == "site_id"
 
 
@@ -494,12 +498,13 @@ def test_incremental_models_filter_on_a_constant_that_prunes(
 ) -> None:
     """The lookback filter is dbt-bigquery's script variable, a constant BigQuery prunes
     partitions with, never a subquery on the model itself (which cannot prune)."""
-    assert set(incremental_run.compiled) == INCREMENTAL_MODELS
+    assert set(incremental_run.compiled) == set(INCREMENTAL_MODELS)
     lookback = re.compile(
         r"visit_date_local >= coalesce\(\s*date_sub\(_dbt_max_partition, "
         rf"interval {INCREMENTAL_LOOKBACK_DAYS} day\)"
     )
     for model, sql in incremental_run.compiled.items():
+        # the daily metrics' start is the earliest action day of fct_actions from there on
         assert lookback.search(sql), model
         assert f"`{model}`" not in sql, model
         assert any(sqlglot.parse(sql, read="bigquery")), model

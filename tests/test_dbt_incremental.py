@@ -185,7 +185,8 @@ def test_second_build_recomputed_the_recent_visitors(builds: Builds) -> None:
     target = builds.incremental.workdir / "target"
     path = Path("matomo_warehouse", "models", "marts", "dim_visitors.sql")
     since = re.compile(r"last_seen_at >= (timestamp '[0-9: .-]+')")
-    query, statements = (target / "compiled" / path).read_text(), (target / "run" / path).read_text()
+    query = (target / "compiled" / path).read_text()
+    statements = (target / "run" / path).read_text()
     assert "recent_visitors" in query
     assert set(since.findall(query)) == set(since.findall(statements))
     assert len(set(since.findall(query))) == 1

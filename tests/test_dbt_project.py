@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from dbt_pipeline import PROJECT_DIR, Pipeline
 
@@ -63,8 +65,8 @@ def test_every_test_ran_and_passed(built: Pipeline) -> None:
     assert {s for s in statuses.values()} <= {"success", "pass"}
     unit_tests = [u for u in statuses if u.startswith("unit_test.")]
     data_tests = [u for u in statuses if u.startswith("test.")]
-    assert len(unit_tests) >= 9
-    assert len(data_tests) >= 90
+    assert len(unit_tests) >= 10
+    assert len(data_tests) >= 70
     assert "test.matomo_warehouse.assert_visit_dates_follow_site_timezones" in statuses
     assert "test.matomo_warehouse.assert_action_times_within_their_visit" in statuses
 
@@ -118,6 +120,31 @@ def test_every_stored_model_has_a_primary_key_test(built: Pipeline) -> None:
         if model["config"]["materialized"] != "view" and not tests_by_model[key] & key_tests
     ]
     assert missing == []
+
+
+def test_key_and_not_null_tests_fail_on_bad_rows(built: Pipeline, tmp_path: Path) -> None:
+    """primary_key and not_null_columns each report the rows they exist for: a duplicated
+    visit, and nulls in two of fct_visits' not-null columns."""
+    broken = Pipeline(tmp_path)
+    shutil.copyfile(built.warehouse, broken.warehouse)
+    with duckdb.connect(str(broken.warehouse)) as con:
+        con.execute("insert into marts.fct_visits select * from marts.fct_visits limit 1")
+        con.execute(
+            "update marts.fct_visits set referrer_id = null, visit_date_local = null "
+            "where visit_id in (select visit_id from marts.fct_visits limit 3)"
+        )
+    tests = ("fct_visits,test_name:primary_key", "fct_visits,test_name:not_null_columns")
+    with pytest.raises(AssertionError, match="exited 1"):
+        broken.dbt("test", "--select", *tests)
+    results = sorted(
+        (result["unique_id"].split(".")[2], result["status"], result["failures"])
+        for result in _artifact(broken, "run_results.json")["results"]
+        if result["unique_id"].startswith("test.")
+    )
+    assert [(name.split("_fct_visits")[0], *rest) for name, *rest in results] == [
+        ("not_null_columns", "fail", 2),  # referrer_id and visit_date_local
+        ("primary_key", "fail", 1),
+    ]
 
 
 def test_incremental_models_replace_whole_days_or_recent_visitors(built: Pipeline) -> None:
