@@ -23,6 +23,15 @@ FIXTURES = PROJECT_DIR / "tests" / "fixtures" / "matomo-5"
 CAPTURE_TIME = "2026-11-22T08:47:00Z"
 START_DATE = "2026-11-01"
 
+# Models incremental by whole days -> their day column (on DuckDB and BigQuery alike).
+BY_DAY_MODELS = {
+    "stg_matomo__visits": "visit_date_local", "stg_matomo__actions": "visit_date_local",
+    "stg_matomo__ecommerce_items": "visit_date_local",
+    "stg_matomo__visit_custom_dimensions": "visit_date_local", "fct_visits": "visit_date_local",
+    "fct_actions": "visit_date_local", "fct_conversions": "visit_date_local",
+    "fct_ecommerce_items": "visit_date_local", "fct_visit_custom_dimensions": "visit_date_local",
+    "fct_site_daily_metrics": "report_date",
+}  # fmt: skip
 PROFILE = """\
 matomo_warehouse:
   target: duckdb

@@ -23,7 +23,7 @@ import duckdb
 import pytest
 import sqlglot
 from bigquery_emulator import BigQueryEmulator
-from dbt_pipeline import BIN_DIR, PROJECT_DIR, Pipeline
+from dbt_pipeline import BIN_DIR, BY_DAY_MODELS, PROJECT_DIR, Pipeline
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
@@ -48,15 +48,8 @@ METADATA_COLUMNS = {"extracted_at", "run_id", "completed_at", "_extracted_at", "
 INCREMENTAL_RUN_GAP = "Required keyword: 'this' missing for <class 'sqlglot.expressions.core.Not'>"
 # The incremental run's lookback, shorter than the 3 days of data so that it selects a part.
 INCREMENTAL_LOOKBACK_DAYS = 1
-# incremental model -> its day (partition) column; dim_visitors is a table on BigQuery
-INCREMENTAL_MODELS = {
-    "stg_matomo__visits": "visit_date_local", "stg_matomo__actions": "visit_date_local",
-    "stg_matomo__ecommerce_items": "visit_date_local",
-    "stg_matomo__visit_custom_dimensions": "visit_date_local", "fct_visits": "visit_date_local",
-    "fct_actions": "visit_date_local", "fct_conversions": "visit_date_local",
-    "fct_ecommerce_items": "visit_date_local", "fct_visit_custom_dimensions": "visit_date_local",
-    "fct_site_daily_metrics": "report_date",
-}  # fmt: skip
+# Incremental on BigQuery (dim_visitors, incremental on DuckDB, is a table here).
+INCREMENTAL_MODELS = BY_DAY_MODELS
 # Those that read the raw visits, not another incremental model.
 RAW_INCREMENTAL_MODELS = {name for name in INCREMENTAL_MODELS if name.startswith("stg_")}
 

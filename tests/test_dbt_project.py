@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from dbt_pipeline import PROJECT_DIR, Pipeline
+from dbt_pipeline import BY_DAY_MODELS, PROJECT_DIR, Pipeline
 
 from extract.demo.server import DemoServer
 
@@ -22,15 +22,6 @@ pytestmark = pytest.mark.slow
 
 SITES = 5  # UTC, America/New_York, Europe/Berlin, Asia/Kolkata, UTC-3
 AS_OF = "2026-11-09T12:00:00Z"  # the server's 8 days are over in every zone
-# incremental model -> the day column whose whole days each run replaces
-BY_DAY_MODELS = {
-    "stg_matomo__visits": "visit_date_local", "stg_matomo__actions": "visit_date_local",
-    "stg_matomo__ecommerce_items": "visit_date_local",
-    "stg_matomo__visit_custom_dimensions": "visit_date_local", "fct_visits": "visit_date_local",
-    "fct_actions": "visit_date_local", "fct_conversions": "visit_date_local",
-    "fct_ecommerce_items": "visit_date_local", "fct_visit_custom_dimensions": "visit_date_local",
-    "fct_site_daily_metrics": "report_date",
-}
 
 
 @pytest.fixture(scope="module")
