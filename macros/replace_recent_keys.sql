@@ -20,14 +20,15 @@
 
 
 {#- Start of the recent window, a timestamp literal read before the query: the model's newest
-    `recent_column` minus the lookback plus two days. The incremental_by_day models rebuild the
-    visits from their newest local day minus the lookback; a visit of that day ended at most a
-    day and 14 hours (UTC offsets) before the newest last action, so every key with a visit in
-    the rebuilt days, before or after the rebuild, is in the window. -#}
+    `recent_column` minus the lookback plus three days. The incremental_by_day models rebuild the
+    visits from their newest local day minus the lookback; a visit of that day, in any site's
+    zone, ended at most lookback + 1 days plus the spread of UTC offsets (26 hours, +14 to -12)
+    before the newest last action, so every key with a visit in the rebuilt days, before or
+    after the rebuild, is in the window. -#}
 {% macro incremental_recent_since(recent_column) -%}
     {%- set since = run_query(
         "select cast(max(" ~ recent_column ~ ") - interval "
-        ~ (var('matomo_lookback_days') + 2) ~ " day as varchar) from " ~ this
+        ~ (var('matomo_lookback_days') + 3) ~ " day as varchar) from " ~ this
     ).columns[0].values()[0] -%}
     timestamp '{{ since or '1900-01-01' }}'
 {%- endmacro %}
