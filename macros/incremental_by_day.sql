@@ -50,25 +50,28 @@
 
 {#- DuckDB: the start is read before the model's query and inlined as a date literal, so every
     scan filters on a constant and skips old days by their zonemaps (a scalar subquery over
-    `this` is only known mid-query). A unit test's `this` is a fixture CTE of the test's own
-    query, so there the same start is a subquery. -#}
+    `this` is only known mid-query). -#}
 {% macro duckdb__incremental_lookback_start(date_column, covers_action_days) -%}
     {%- set start_query -%}
         select cast(max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date)
         from {{ this }}
     {%- endset -%}
-    {%- if model.resource_type == 'unit_test' -%}
-        {%- set start = 'coalesce((' ~ start_query ~ "), date '1900-01-01')" -%}
-        {%- if covers_action_days -%}
-            {%- set start = '(' ~ earliest_action_day_query(start) ~ ')' -%}
-        {%- endif -%}
-    {%- else -%}
-        {%- set start = "date '" ~ (run_query(start_query).columns[0].values()[0] or '1900-01-01') ~ "'" -%}
-        {%- if covers_action_days -%}
-            {%- set start = "date '" ~ run_query(earliest_action_day_query(start)).columns[0].values()[0] ~ "'" -%}
-        {%- endif -%}
+    {%- set start = inlined_constant(start_query, 'date') -%}
+    {%- if covers_action_days -%}
+        {%- set start = inlined_constant(earliest_action_day_query(start), 'date') -%}
     {%- endif -%}
     {{ start }}
+{%- endmacro %}
+
+{#- DuckDB: the value of a scalar `query` as a `type` literal ('date' or 'timestamp'), read now;
+    1900-01-01 when it is null (an empty model). A unit test's `this` and refs are fixture CTEs
+    of the test's own query, so there it stays a subquery. -#}
+{% macro inlined_constant(query, type) -%}
+    {%- if model.resource_type == 'unit_test' -%}
+        {{ return('coalesce((' ~ query ~ '), ' ~ type ~ " '1900-01-01')") }}
+    {%- endif -%}
+    {%- set value = run_query(query).columns[0].values()[0] -%}
+    {{ return(type ~ " '" ~ (value or '1900-01-01') ~ "'") }}
 {%- endmacro %}
 
 {#- A subquery filter cannot prune partitions on BigQuery: every run would read the whole

@@ -26,11 +26,10 @@
     before the newest last action, so every key with a visit in the rebuilt days, before or
     after the rebuild, is in the window. -#}
 {% macro incremental_recent_since(recent_column) -%}
-    {%- set since = run_query(
+    {{ return(inlined_constant(
         "select cast(max(" ~ recent_column ~ ") - interval "
-        ~ (var('matomo_lookback_days') + 3) ~ " day as varchar) from " ~ this
-    ).columns[0].values()[0] -%}
-    timestamp '{{ since or '1900-01-01' }}'
+        ~ (var('matomo_lookback_days') + 3) ~ " day as varchar) from " ~ this,
+        'timestamp')) }}
 {%- endmacro %}
 
 
