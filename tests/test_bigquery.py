@@ -196,10 +196,14 @@ def test_runs_replace_every_visit_exactly_once(bigquery_runs: BigQueryRuns) -> N
     visits = rerun["matomo_visits"]
     assert len({(row[0], row[1]) for row in visits}) == len(visits) > len(early_visits)
     assert early_visits <= {(row[0], row[1]) for row in visits}
-    # The lookback re-fetched every day, so every visit is now the last run's copy.
+    # The lookback re-fetched every day, but a visit found unchanged keeps its row: the last
+    # run, which saw no change, wrote none; Nov 1 and 2 are still the first run's copies.
     runs = sorted(rerun["_extract_runs"], key=lambda run: run[2])
     assert [run[4] for run in runs] == ["ok", "ok", "ok"]
-    assert {row[7] for row in visits} == {runs[2][0]}
+    writers = {row[7] for row in visits}
+    assert runs[0][0] in writers
+    assert runs[2][0] not in writers
+    assert {row[7] for row in visits if row[3].day < 3} == {runs[0][0]}
     windows = rerun["_extract_windows"]
     assert sorted((row[0], row[1].isoformat(), row[2]) for row in windows) == [
         (site, f"2026-11-0{day}", "complete" if day < 4 else "partial")

@@ -167,7 +167,7 @@ def test_second_run_only_refetches_the_lookback_and_changes_nothing(
     replay_server: DemoServer, tmp_path: Path
 ) -> None:
     settings = configure(tmp_path, replay_server.url, replay_server.token, lookback_days=2)
-    extract(settings, CAPTURED_AT)
+    first = extract(settings, CAPTURED_AT)
     # The window commits write row groups of at most 2,048 visits; the finished run merged them
     # to DuckDB's default size, so dbt's checkpoints have no payloads left to rewrite.
     assert row_groups(settings) == 1
@@ -177,6 +177,10 @@ def test_second_run_only_refetches_the_lookback_and_changes_nothing(
     assert again.totals.windows == 9
     assert landed(settings) == before
     assert query(settings, "select count(*) from raw._extract_runs") == [(2,)]
+    # Nothing changed, so every visit keeps the row the first run wrote.
+    assert query(settings, "select distinct run_id from raw.matomo_visits") == [
+        (first.record.run_id,)
+    ]
     # The re-fetched windows are merged together; the first run's group is not rewritten for a
     # few rows (DuckDB merges a last group only when that at least doubles it).
     assert row_groups(settings) <= 2
@@ -338,8 +342,17 @@ def test_visits_arriving_and_growing_mid_paging(demo_server: StartServer, tmp_pa
     # Hours later every late action has arrived: the next run's lookback replaces grown visits.
     later = dt.datetime(2026, 11, 4, 12, tzinfo=dt.UTC)
     settled = demo_server(**{**moving, "now": later.isoformat(), "clock_step": 0})
-    extract(configure(tmp_path, settled.url, settled.token, page_size=10), later)
-    assert_same(landed(settings), truth(late, later))
+    rerun = extract(configure(tmp_path, settled.url, settled.token, page_size=10), later)
+    now = landed(settings)
+    assert_same(now, truth(late, later))
+    # Only new and grown visits were written again; the others keep the first run's rows.
+    rows = query(settings, "select site_id, visit_id, run_id from raw.matomo_visits")
+    writers = {(site, visit): run for site, visit, run in rows}
+    changed = {key for key in now if key not in got or now[key] != got[key]}
+    assert changed
+    assert len(changed) < len(now)
+    assert {writers[key] for key in changed} == {rerun.record.run_id}
+    assert {writers[key] for key in now.keys() - changed} == {result.record.run_id}
 
 
 @pytest.mark.slow

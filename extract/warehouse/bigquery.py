@@ -371,7 +371,9 @@ class BigQueryWarehouse:
             rows.unlink(missing_ok=True)
 
     def _merge_visits(self, commit: WindowCommit, stage: str, earliest_first_action: int) -> str:
-        """Older copies of the staged visits are replaced, new visits inserted.
+        """Older copies of the staged visits are replaced, new visits inserted. An older copy
+        with the same day and payload stays as it was, like on DuckDB (extract/warehouse/duckdb.py):
+        a visit's extracted_at and run_id change only when the visit does.
 
         An older copy's last action lies between the visit's first action and this copy's, so
         its visit_date lies between the UTC date of the first action minus a day (time zones
@@ -388,7 +390,9 @@ class BigQueryWarehouse:
             f"AND target.site_id = {_literal(commit.site_id)} "
             f"AND target.visit_date BETWEEN {_literal(oldest - dt.timedelta(days=1))} "
             f"AND {_literal(commit.day)} "
-            f"WHEN MATCHED THEN UPDATE SET {updates} "
+            "WHEN MATCHED AND (target.visit_date != source.visit_date "
+            "OR target.payload != source.payload) "
+            f"THEN UPDATE SET {updates} "
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) "
             f"VALUES ({', '.join(f'source.{name}' for name in columns)})"
         )

@@ -87,8 +87,32 @@ positional join (
 ) as keys
 where keys.last_action between ? and ?
 """
-# This commit's rows: its run and fetch time (each window has its own extracted_at).
-_THIS_COMMIT = "site_id = ? and run_id = ? and extracted_at = ?"
+
+
+def _this_commit(alias: str = "") -> str:
+    """This commit's rows: its run and fetch time (each window has its own extracted_at)."""
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}site_id = ? and {prefix}run_id = ? and {prefix}extracted_at = ?"
+
+
+# A re-fetched visit that has not changed (same day, same payload) keeps its older row, with the
+# run and fetch time that first landed it: a row's extracted_at says when its content last
+# changed, and dbt rebuilds only the days of rows newer than what it has (the lookback start in
+# macros/incremental_by_day.sql). So the new copy is the one that goes.
+_DELETE_UNCHANGED = """
+delete from {visits}
+where rowid in (
+    select fetched.rowid
+    from {visits} as fetched
+    join {visits} as kept
+        on kept.visit_id = fetched.visit_id
+        and kept.visit_date = fetched.visit_date
+        and kept.payload = fetched.payload
+    where {this_fetched}
+        and kept.site_id = ? and kept.visit_id between ? and ?
+        and not ({this_kept})
+)
+"""
 # Older copies of this commit's visits (earlier runs, other windows) give way to the new fetch.
 _DELETE_OLDER = """
 delete from {visits}
@@ -229,6 +253,7 @@ class DuckDBWarehouse:
             if commit.files:
                 extracted_at = _naive_utc(commit.extracted_at)
                 this = [commit.site_id, commit.run_id, extracted_at]
+                this_sql = _this_commit()
                 keys = commit.keys
                 con.execute(
                     _INSERT_WINDOW.format(
@@ -250,18 +275,24 @@ class DuckDBWarehouse:
                 )
                 row = con.execute(
                     "select count(*), count(distinct visit_id), min(visit_id), max(visit_id) "
-                    f"from {visits} where {_THIS_COMMIT}",
+                    f"from {visits} where {this_sql}",
                     this,
                 ).fetchone()
                 assert row is not None
                 fetched, landed, low, high = row
-                # The id range lets DuckDB skip row groups by their min/max instead of probing all.
-                con.execute(
-                    _DELETE_OLDER.format(visits=visits, this=_THIS_COMMIT),
-                    [commit.site_id, low, high, *this, *this],
-                )
                 if landed < fetched:
-                    con.execute(_DELETE_STALE_COPIES.format(visits=visits, this=_THIS_COMMIT), this)
+                    con.execute(_DELETE_STALE_COPIES.format(visits=visits, this=this_sql), this)
+                # The id range lets DuckDB skip row groups by their min/max instead of probing all.
+                older = [commit.site_id, low, high, *this]
+                con.execute(
+                    _DELETE_UNCHANGED.format(
+                        visits=visits,
+                        this_fetched=_this_commit("fetched"),
+                        this_kept=_this_commit("kept"),
+                    ),
+                    [*this, *older],
+                )
+                con.execute(_DELETE_OLDER.format(visits=visits, this=this_sql), [*older, *this])
             con.execute(
                 f"delete from {windows} where site_id = ? and window_date = ?",
                 [commit.site_id, commit.day],
