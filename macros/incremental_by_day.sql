@@ -1,10 +1,15 @@
 {#- Config of every model that is rebuilt by whole site-local days.
     BigQuery: partitions by the day and overwrites the partitions present in the new slice.
     DuckDB: replace_lookback_days (macros/replace_lookback_days.sql) replaces every day from
-    the lookback start on, so a day the new slice no longer has is emptied too.
+    the run's first day on, so a day the new slice no longer has is emptied too.
     Usage: {{ config(**incremental_by_day(cluster_by=['site_id'])) }}
     covers_action_days: the model is by action day (daily aggregates), see below. -#}
 {% macro incremental_by_day(cluster_by=none, date_column='visit_date_local', covers_action_days=false) -%}
+    {%- if not covers_action_days -%}
+        {#- DuckDB's start reads the raw visits (changed_visits_start_query) only when
+            is_incremental(), which is false at parse time: the dependency is declared here. -#}
+        {%- do ref('base_matomo__visits') -%}
+    {%- endif -%}
     {%- if target.type == 'bigquery' -%}
         {{ return({
             'materialized': 'incremental',
@@ -26,13 +31,19 @@
 {%- endmacro %}
 
 
-{#- First day an incremental run rebuilds: the newest day already built minus the lookback.
+{#- First day an incremental run rebuilds.
+    DuckDB: the earliest day any visit changed since the model was built (see
+    changed_visits_start_query); a model by action day (config lookback_covers_action_days,
+    the daily metrics) from the newest day it has minus the lookback, or earlier where the
+    visit models rebuilt earlier days in this run.
+    BigQuery: the newest day already built minus the lookback (a start read from the data
+    would be a subquery, and BigQuery prunes partitions on constants only).
     An empty target (after `dbt run --empty`) has no max: take everything.
-    A model by action day (config lookback_covers_action_days) starts earlier when a visit the
-    lookback rebuilds has actions before it (it spanned midnight): the earliest action day of
-    the fct_actions rows from the lookback start on. Every action on or after that day belongs
-    to a visit on or after it (an action is never later than its visit's last action), so the
-    days from there on are recomputed from complete rows. -#}
+    A model by action day then starts earlier when a visit it rebuilds has actions before
+    that day (it spanned midnight): at the earliest action day of the fct_actions rows from
+    the start on. Every action on or after that day belongs to a visit on or after it (an
+    action is never later than its visit's last action), so the days from there on are
+    recomputed from complete rows. -#}
 {% macro incremental_lookback_start(date_column='visit_date_local', covers_action_days=none) -%}
     {#- A unit test's `config` is the test's, not the model's: the model passes the flag. -#}
     {%- if covers_action_days is none -%}
@@ -48,17 +59,101 @@
     where visit_date_local >= {{ start }}
 {%- endmacro %}
 
+{#- Scalar query: the first day of a model with one version of each visit (its rows carry the
+    visit's site_id, visit_id and _extracted_at) that holds every change since it was built.
+    The extractor keeps an unchanged visit's row as it was (extract/warehouse/duckdb.py), so a
+    raw row newer than the newest version in the model is a new or grown visit, and:
+      changed   such a visit's day, where it is now;
+      replaced  the day the model has it on (a visit that grew past midnight moved on);
+      gone      a visit of the model's lookback days whose version raw no longer has
+                (`extract reset`), so those days empty as in a full refresh.
+    Nothing changed: the day after the newest one, so the run rebuilds nothing. -#}
+{% macro changed_visits_start_query(date_column) -%}
+    with
+
+    built as (
+        select
+            max(_extracted_at) as newest_version,
+            max({{ date_column }}) as newest_day,
+            cast(
+                max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date
+            ) as lookback_start
+        from {{ this }}
+    ),
+
+    raw_visits as (
+        select site_id, visit_id, visit_date_local, _extracted_at
+        from {{ ref('base_matomo__visits') }}
+    ),
+
+    changed as (
+        select site_id, visit_id, visit_date_local as day
+        from raw_visits
+        where _extracted_at > (select newest_version from built)
+    ),
+
+    replaced as (
+        select {{ date_column }} as day
+        from {{ this }}
+        semi join changed using (site_id, visit_id)
+    ),
+
+    {#- A version is on one day: only raw rows of the lookback days can match. #}
+    gone as (
+        select {{ date_column }} as day
+        from {{ this }}
+        anti join (
+            select * from raw_visits
+            where visit_date_local >= (select lookback_start from built)
+        ) as recent using (site_id, visit_id, _extracted_at)
+        where {{ date_column }} >= (select lookback_start from built)
+    )
+
+    select coalesce(
+        least(
+            (select min(day) from changed),
+            (select min(day) from replaced),
+            (select min(day) from gone)
+        ),
+        (select cast(newest_day + interval 1 day as date) from built)
+    )
+{%- endmacro %}
+
+{#- Scalar query: the first day a model by action day rebuilds before moving back to action
+    days: its newest day minus the lookback, or the earliest day the visit facts it reads
+    rebuilt in this invocation (the matomo_rebuilt_days log, macros/rebuilt_days.sql). A unit
+    test reads fixtures, not this invocation's models. -#}
+{% macro aggregate_start_query(date_column) -%}
+    select least(
+        (
+            select cast(max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date)
+            from {{ this }}
+        ),
+        {% if model.resource_type == 'unit_test' -%}
+        null
+        {%- else -%}
+        (
+            select min(rebuilt_from)
+            from {{ rebuilt_days_log() }}
+            where invocation_id = '{{ invocation_id }}'
+                and relation_name in (
+                    '{{ ref("fct_visits") }}', '{{ ref("fct_actions") }}',
+                    '{{ ref("fct_conversions") }}'
+                )
+        )
+        {%- endif %}
+    )
+{%- endmacro %}
+
 {#- DuckDB: the start is read before the model's query and inlined as a date literal, so every
     scan filters on a constant and skips old days by their zonemaps (a scalar subquery over
     `this` is only known mid-query). -#}
 {% macro duckdb__incremental_lookback_start(date_column, covers_action_days) -%}
-    {%- set start_query -%}
-        select cast(max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date)
-        from {{ this }}
-    {%- endset -%}
-    {%- set start = inlined_constant(start_query, 'date') -%}
     {%- if covers_action_days -%}
+        {%- set start = inlined_constant(aggregate_start_query(date_column), 'date') -%}
         {%- set start = inlined_constant(earliest_action_day_query(start), 'date') -%}
+    {%- else -%}
+        {%- set start = inlined_constant(changed_visits_start_query(date_column), 'date') -%}
     {%- endif -%}
     {{ start }}
 {%- endmacro %}

@@ -1,5 +1,5 @@
 {#- DuckDB's incremental strategy for incremental_by_day models: delete every day from the
-    lookback start on, then insert the new slice. Keying the delete on the days the slice
+    run's first day (incremental_lookback_start) on, then insert the new slice. Keying the delete on the days the slice
     holds would keep a day it no longer has (its visits all ended on a later day, or
     `extract reset` removed them); replacing the whole range leaves what a full refresh would.
     Used as incremental_strategy='replace_lookback_days', with the day column as unique_key.

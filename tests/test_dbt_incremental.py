@@ -32,14 +32,15 @@ EARLY = "2026-11-03T22:58:00Z"
 LATE = "2026-11-05T19:00:00Z"
 SERVER: dict[str, Any] = {"sites": 5, "days": 6, "visits_per_day": 200, "fault_late": 0.5}
 
-VisitShapes = dict[tuple[int, int], tuple[Any, int]]
+VisitShapes = dict[tuple[int, int], tuple[dt.date, int, dt.datetime]]
 
 
 @dataclass(frozen=True)
 class Builds:
     incremental: Pipeline
     full_refresh: Pipeline
-    first_extract: VisitShapes  # (site, visit) -> (report day, actions) after the first run
+    # (site, visit) -> (report day, actions, extracted_at) after the first run
+    first_extract: VisitShapes
     second_extract: VisitShapes
     first_newest_days: dict[str, dt.date]  # incremental model -> newest day after the first build
 
@@ -47,9 +48,10 @@ class Builds:
 def _visit_shapes(pipeline: Pipeline) -> VisitShapes:
     with pipeline.connect() as con:
         rows = con.execute(
-            "select site_id, visit_id, visit_date, action_count from raw.matomo_visits"
+            "select site_id, visit_id, visit_date, action_count, extracted_at "
+            "from raw.matomo_visits"
         ).fetchall()
-    return {(site, visit): (day, actions) for site, visit, day, actions in rows}
+    return {(site, visit): (day, actions, version) for site, visit, day, actions, version in rows}
 
 
 def _manifest_models(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
@@ -78,25 +80,31 @@ def _newest_days(pipeline: Pipeline) -> dict[str, dt.date]:
     return newest
 
 
+DELETE = re.compile(r"delete from \S+\s+where (\w+) >= date '([0-9-]+)'")
+
+
 def _rebuild_starts(builds: Builds) -> dict[str, tuple[str, str]]:
-    """Per incremental model, (day column, first day the second build rebuilt): the newest day
-    of the first build minus the lookback (3); for a model by action day, moved back to the
-    earliest action day of the visits from there on."""
+    """Per incremental model, (day column, first day) of the second build's delete."""
     models = _manifest_models(builds.incremental)
+    target = builds.incremental.workdir / "target" / "run"
     starts = {}
-    with builds.incremental.connect() as con:
-        for name, newest in builds.first_newest_days.items():
-            config = models[name]["config"]
-            start = newest - dt.timedelta(days=3)
-            if config["lookback_covers_action_days"]:
-                row = con.execute(
-                    "select min(action_date_local) from marts.fct_actions "
-                    "where visit_date_local >= ?",
-                    [start],
-                ).fetchone()
-                start = min(start, row[0]) if row and row[0] else start
-            starts[name] = (config["unique_key"], start.isoformat())
+    for name in builds.first_newest_days:
+        path = target / "matomo_warehouse" / models[name]["original_file_path"]
+        delete = DELETE.search(path.read_text())
+        assert delete is not None, name
+        starts[name] = delete.group(1, 2)
     return starts
+
+
+def _changed_days(builds: Builds) -> set[dt.date]:
+    """Days of the visits the second extraction added or changed, where they were and are."""
+    first, second = builds.first_extract, builds.second_extract
+    days = set()
+    for key, (day, _, version) in second.items():
+        before = first.get(key)
+        if before is None or (before[0], before[2]) != (day, version):
+            days |= {day} | ({before[0]} if before else set())
+    return days
 
 
 def _differences_from(pipeline: Pipeline, full_refresh: Pipeline) -> dict[str, Any]:
@@ -151,32 +159,48 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
 def test_second_extraction_brought_new_days_and_grown_visits(builds: Builds) -> None:
     first, second = builds.first_extract, builds.second_extract
     assert first.keys() <= second.keys()
-    new_days = {day for day, _ in second.values()} - {day for day, _ in first.values()}
+    new_days = {day for day, *_ in second.values()} - {day for day, *_ in first.values()}
     grown = [key for key in first if second[key][1] > first[key][1]]
     assert len(new_days) >= 1
     assert len(second) - len(first) > 100
     assert len(grown) >= 5
 
 
-def test_second_build_replaced_the_lookback_days_from_a_constant(builds: Builds) -> None:
-    """Each incremental model deleted every day from its newest day minus the lookback (3),
-    and its query filtered on that same date as a literal, read before the query ran."""
+def test_second_build_replaced_the_changed_days_from_a_constant(builds: Builds) -> None:
+    """Each visit model deleted every day from the first one a visit changed on (raw rows newer
+    than the model's, where they were and are), the daily metrics from their lookback or the
+    visit facts' start, moved back to the earliest action day of the visits from there on; the
+    query filtered on that same date as a literal, read before the query ran."""
     models = _manifest_models(builds.incremental)
     incremental = sorted(n for n, m in models.items() if _by_day(m))
     assert {"fct_actions", "fct_site_daily_metrics"} <= set(incremental)
     assert incremental == sorted(builds.first_newest_days)
     starts = _rebuild_starts(builds)
-    target = builds.incremental.workdir / "target"
+    changed = min(_changed_days(builds)).isoformat()
+    compiled = builds.incremental.workdir / "target" / "compiled" / "matomo_warehouse"
     for name in incremental:
         day, start = starts[name]
-        path = Path("matomo_warehouse", models[name]["original_file_path"])
-        run, compiled = target / "run" / path, target / "compiled" / path
-        delete = re.search(r"delete from \S+\s+where (\w+) >= date '([0-9-]+)'", run.read_text())
-        assert delete is not None, name
-        assert delete.group(1, 2) == (day, start), name
-        query = compiled.read_text()
+        assert day == models[name]["config"]["unique_key"], name
+        if day == "visit_date_local":
+            # A model without some visits (no conversions, say) has an older newest version.
+            assert start <= changed, name
+        query = (compiled / models[name]["original_file_path"]).read_text()
         assert f">= date '{start}'" in query, name
         assert f"max({day})" not in query, name
+    # One row per visit: exactly the first changed day, later than a 3-day lookback's start.
+    lookback = (builds.first_newest_days["fct_visits"] - dt.timedelta(days=3)).isoformat()
+    assert starts["stg_matomo__visits"][1] == starts["fct_visits"][1] == changed > lookback
+
+    newest = builds.first_newest_days["fct_site_daily_metrics"]
+    facts = min(starts[name][1] for name in ("fct_visits", "fct_actions", "fct_conversions"))
+    start = min(newest - dt.timedelta(days=3), dt.date.fromisoformat(facts))
+    with builds.incremental.connect() as con:
+        row = con.execute(
+            "select min(action_date_local) from marts.fct_actions where visit_date_local >= ?",
+            [start],
+        ).fetchone()
+    start = min(start, row[0]) if row and row[0] else start
+    assert starts["fct_site_daily_metrics"] == ("report_date", start.isoformat())
 
 
 def test_second_build_recomputed_the_recent_visitors(builds: Builds) -> None:

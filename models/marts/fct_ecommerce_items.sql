@@ -1,12 +1,16 @@
 {{ config(**incremental_by_day(cluster_by=['site_id', 'product_sku'])) }}
 
+{%- if is_incremental() -%}
+    {%- set start = incremental_lookback_start() -%}
+{%- endif %}
+
 with
 
 items as (
 
     select * from {{ ref('stg_matomo__ecommerce_items') }}
     {% if is_incremental() %}
-    where visit_date_local >= {{ incremental_lookback_start() }}
+    where visit_date_local >= {{ start }}
     {% endif %}
 
 ),
@@ -20,7 +24,7 @@ conversions as (
     from {{ ref('fct_conversions') }}
     where conversion_type in ('ecommerce_order', 'abandoned_cart')
     {% if is_incremental() %}
-        and visit_date_local >= {{ incremental_lookback_start() }}
+        and visit_date_local >= {{ start }}
     {% endif %}
 
 ),

@@ -9,8 +9,9 @@
       Referrers.getReferrerType  visits per referrer type.
     Definitions: api-reference §4 (LogAggregator / archivers), checked by
     rpt_matomo_reconciliation against the reports Matomo itself returns.
-    Incremental: recomputes whole days from the lookback start, moved back to the earliest
-    action day of the visits it rebuilds (macros/incremental_by_day.sql). #}
+    Incremental: recomputes whole days from its lookback start or the first day the visit
+    facts rebuilt, moved back to the earliest action day of the visits from there on
+    (macros/incremental_by_day.sql). #}
 
 {%- set referrer_types = ['direct', 'search', 'website', 'campaign', 'social'] -%}
 

@@ -2,7 +2,7 @@
 
 {# One row per visit, typed. An incremental table, not a view: parsing the visit JSON is
     the dominant cost of the whole project, so it happens once per build, and only for the
-    lookback window in incremental runs. #}
+    days an incremental run rebuilds. #}
 
 {%- set visit_shape = {'strings': [
     'visitorId', 'userId', 'fingerprint', 'visitIp',
