@@ -19,17 +19,27 @@
 {%- endmacro %}
 
 
-{#- Start of the recent window, a timestamp literal read before the query: the model's newest
-    `recent_column` minus the lookback plus three days. The incremental_by_day models rebuild the
-    visits from their newest local day minus the lookback; a visit of that day, in any site's
-    zone, ended at most lookback + 1 days plus the spread of UTC offsets (26 hours, +14 to -12)
-    before the newest last action, so every key with a visit in the rebuilt days, before or
-    after the rebuild, is in the window. -#}
+{#- Start of the recent window, a timestamp literal read before the query. It holds every key
+    with a visit in the days the incremental_by_day models rebuilt, before or after the rebuild:
+    the model's newest `recent_column` minus the lookback plus three days (a visit of the
+    lookback's first local day, in any site's zone, ended at most lookback + 1 days plus the
+    26-hour spread of UTC offsets, +14 to -12, before the newest last action), or, when
+    fct_visits rebuilt older days in this invocation (an old visit changed), a day before the
+    first of them (a local day begins at most 14 hours before its UTC date). -#}
 {% macro incremental_recent_since(recent_column) -%}
-    {{ return(inlined_constant(
-        "select cast(max(" ~ recent_column ~ ") - interval "
-        ~ (var('matomo_lookback_days') + 3) ~ " day as varchar) from " ~ this,
-        'timestamp')) }}
+    {%- set query -%}
+        select cast(least(
+            max({{ recent_column }}) - interval {{ var('matomo_lookback_days') + 3 }} day,
+            (
+                select min(rebuilt_from) - interval 1 day
+                from {{ rebuilt_days_log() }}
+                where invocation_id = '{{ invocation_id }}'
+                    and relation_name = '{{ ref("fct_visits") }}'
+            )
+        ) as varchar)
+        from {{ this }}
+    {%- endset -%}
+    {{ return(inlined_constant(query, 'timestamp')) }}
 {%- endmacro %}
 
 
