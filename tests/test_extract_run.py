@@ -32,6 +32,7 @@ from extract.demo.synthetic import SyntheticDataset
 from extract.errors import MatomoUnavailableError
 from extract.progress import RunProgress
 from extract.runner import RunRequest, RunResult, execute
+from extract.warehouse import duckdb as duckdb_warehouse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "matomo-5"
 CAPTURED_AT = dt.datetime(2026, 11, 22, 8, 47, tzinfo=dt.UTC)
@@ -184,6 +185,36 @@ def test_second_run_only_refetches_the_lookback_and_changes_nothing(
     # The re-fetched windows are merged together; the first run's group is not rewritten for a
     # few rows (DuckDB merges a last group only when that at least doubles it).
     assert row_groups(settings) <= 2
+
+
+def test_unchanged_visits_of_a_busy_day_are_found_within_the_memory_limit(
+    tmp_path: Path,
+) -> None:
+    """A window of 30,000 visits of 5.6 kB (170 MB of JSON, a busy site's day) fetched again,
+    one visit in ten changed: the check that keeps the unchanged ones runs under the
+    extractor's DuckDB memory limit (128 MB) and keeps exactly the changed new copies."""
+    visits = 30_000
+    with duckdb.connect(str(tmp_path / "w.duckdb"), config=duckdb_warehouse._SETTINGS) as con:
+        con.execute(
+            "create table v (site_id integer, visit_id bigint, visit_date date, "
+            "run_id varchar, extracted_at timestamp, payload varchar)"
+        )
+        for run, fetched_at, changed in (("old", "10:00", ""), ("new", "11:00", "changed")):
+            con.execute(
+                f"insert into v select 1, i, date '2026-11-02', '{run}', "
+                f"timestamp '2026-11-03 {fetched_at}', repeat('x', 5600) "
+                f"|| case when i % 10 = 0 then '{changed}' else '' end || i "
+                f"from range({visits}) t(i)"
+            )
+        this = [1, "new", dt.datetime(2026, 11, 3, 11)]
+        con.execute(
+            duckdb_warehouse._DELETE_UNCHANGED.format(
+                visits="v", this=duckdb_warehouse._THIS_COMMIT
+            ),
+            [*this, 1, 0, visits, *this],
+        )
+        kept = con.execute("select run_id, count(*) from v group by 1 order by 1").fetchall()
+    assert kept == [("new", visits // 10), ("old", visits)]
 
 
 def test_backfill_refetches_a_range_whatever_its_state(

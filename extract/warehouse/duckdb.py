@@ -87,30 +87,31 @@ positional join (
 ) as keys
 where keys.last_action between ? and ?
 """
-
-
-def _this_commit(alias: str = "") -> str:
-    """This commit's rows: its run and fetch time (each window has its own extracted_at)."""
-    prefix = f"{alias}." if alias else ""
-    return f"{prefix}site_id = ? and {prefix}run_id = ? and {prefix}extracted_at = ?"
-
-
+# This commit's rows: its run and fetch time (each window has its own extracted_at).
+_THIS_COMMIT = "site_id = ? and run_id = ? and extracted_at = ?"
 # A re-fetched visit that has not changed (same day, same payload) keeps its older row, with the
 # run and fetch time that first landed it: a row's extracted_at says when its content last
 # changed, and dbt rebuilds only the days of rows newer than what it has (the lookback start in
-# macros/incremental_by_day.sql). So the new copy is the one that goes.
+# macros/incremental_by_day.sql). So the new copy is the one that goes. Payloads are compared by
+# their 128-bit MD5, so the join holds digests, not a window's payloads (hundreds of MB for a
+# busy site's day, over the connection's memory limit).
 _DELETE_UNCHANGED = """
 delete from {visits}
 where rowid in (
     select fetched.rowid
-    from {visits} as fetched
-    join {visits} as kept
+    from (
+        select rowid, visit_id, visit_date, md5_number(payload) as digest
+        from {visits}
+        where {this}
+    ) as fetched
+    join (
+        select visit_id, visit_date, md5_number(payload) as digest
+        from {visits}
+        where site_id = ? and visit_id between ? and ? and not ({this})
+    ) as kept
         on kept.visit_id = fetched.visit_id
         and kept.visit_date = fetched.visit_date
-        and kept.payload = fetched.payload
-    where {this_fetched}
-        and kept.site_id = ? and kept.visit_id between ? and ?
-        and not ({this_kept})
+        and kept.digest = fetched.digest
 )
 """
 # Older copies of this commit's visits (earlier runs, other windows) give way to the new fetch.
@@ -253,7 +254,6 @@ class DuckDBWarehouse:
             if commit.files:
                 extracted_at = _naive_utc(commit.extracted_at)
                 this = [commit.site_id, commit.run_id, extracted_at]
-                this_sql = _this_commit()
                 keys = commit.keys
                 con.execute(
                     _INSERT_WINDOW.format(
@@ -275,24 +275,18 @@ class DuckDBWarehouse:
                 )
                 row = con.execute(
                     "select count(*), count(distinct visit_id), min(visit_id), max(visit_id) "
-                    f"from {visits} where {this_sql}",
+                    f"from {visits} where {_THIS_COMMIT}",
                     this,
                 ).fetchone()
                 assert row is not None
                 fetched, landed, low, high = row
                 if landed < fetched:
-                    con.execute(_DELETE_STALE_COPIES.format(visits=visits, this=this_sql), this)
+                    con.execute(_DELETE_STALE_COPIES.format(visits=visits, this=_THIS_COMMIT), this)
                 # The id range lets DuckDB skip row groups by their min/max instead of probing all.
                 older = [commit.site_id, low, high, *this]
-                con.execute(
-                    _DELETE_UNCHANGED.format(
-                        visits=visits,
-                        this_fetched=_this_commit("fetched"),
-                        this_kept=_this_commit("kept"),
-                    ),
-                    [*this, *older],
-                )
-                con.execute(_DELETE_OLDER.format(visits=visits, this=this_sql), [*older, *this])
+                unchanged = _DELETE_UNCHANGED.format(visits=visits, this=_THIS_COMMIT)
+                con.execute(unchanged, [*this, *older])
+                con.execute(_DELETE_OLDER.format(visits=visits, this=_THIS_COMMIT), [*older, *this])
             con.execute(
                 f"delete from {windows} where site_id = ? and window_date = ?",
                 [commit.site_id, commit.day],
