@@ -120,29 +120,40 @@
 {%- endmacro %}
 
 {#- Scalar query: the first day a model by action day rebuilds before moving back to action
-    days: its newest day minus the lookback, or the earliest day the visit facts it reads
-    rebuilt in this invocation (the matomo_rebuilt_days log, macros/rebuilt_days.sql). A unit
-    test reads fixtures, not this invocation's models. -#}
+    days: its newest day minus the lookback (1900-01-01 when it is empty), or the earliest day
+    the visit facts rebuilt since its own last rebuild (facts_rebuilt_since_query). -#}
 {% macro aggregate_start_query(date_column) -%}
     select least(
         (
-            select cast(max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date)
+            select coalesce(
+                cast(max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date),
+                date '1900-01-01'
+            )
             from {{ this }}
         ),
-        {% if model.resource_type == 'unit_test' -%}
-        null
-        {%- else -%}
-        (
-            select min(rebuilt_from)
-            from {{ rebuilt_days_log() }}
-            where invocation_id = '{{ invocation_id }}'
-                and relation_name in (
-                    '{{ ref("fct_visits") }}', '{{ ref("fct_actions") }}',
-                    '{{ ref("fct_conversions") }}'
-                )
-        )
-        {%- endif %}
+        ({{ facts_rebuilt_since_query([ref('fct_visits'), ref('fct_actions'), ref('fct_conversions')]) }})
     )
+{%- endmacro %}
+
+{#- Scalar query: the earliest day the `facts` relations were rebuilt from since `this` last
+    logged a rebuild (the matomo_rebuilt_days log, macros/rebuilt_days.sql), null if none. A
+    rebuild a failed or partial run left unfollowed is still there for the next run. A unit
+    test reads fixtures, not the warehouse's log: null. -#}
+{% macro facts_rebuilt_since_query(facts) -%}
+    {%- if model.resource_type == 'unit_test' -%}
+        select null::date
+    {%- else -%}
+        select min(rebuilt_from)
+        from {{ rebuilt_days_log() }}
+        where relation_name in ('{{ facts | join("', '") }}')
+            and recorded_at > coalesce(
+                (
+                    select max(recorded_at) from {{ rebuilt_days_log() }}
+                    where relation_name = '{{ this }}'
+                ),
+                timestamp '1900-01-01'
+            )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- DuckDB: the start is read before the model's query and inlined as a date literal, so every

@@ -40,11 +40,12 @@
 {%- endmacro %}
 
 
-{#- Statements for replace_lookback_days: this invocation rebuilt `relation` from `start`. -#}
+{#- Statement for the incremental strategies: this invocation rebuilt `relation` from `start`.
+    Appended, never replaced: the daily metrics and dim_visitors read every rebuild of the visit
+    facts since their own last one (a run that skipped them, a `--select` without them). -#}
 {% macro record_rebuilt_days(relation, day_column, start) -%}
-    delete from {{ rebuilt_days_log() }} where relation_name = '{{ relation }}';
     insert into {{ rebuilt_days_log() }}
-    values ('{{ relation }}', '{{ invocation_id }}', '{{ day_column }}', {{ start }}, now())
+    values ('{{ relation }}', '{{ invocation_id }}', '{{ day_column }}', cast({{ start }} as date), now())
 {%- endmacro %}
 
 

@@ -24,18 +24,16 @@
     the model's newest `recent_column` minus the lookback plus three days (a visit of the
     lookback's first local day, in any site's zone, ended at most lookback + 1 days plus the
     26-hour spread of UTC offsets, +14 to -12, before the newest last action), or, when
-    fct_visits rebuilt older days in this invocation (an old visit changed), a day before the
-    first of them (a local day begins at most 14 hours before its UTC date). -#}
+    fct_visits rebuilt older days since this model's last rebuild (an old visit changed), a day
+    before the first of them (a local day begins at most 14 hours before its UTC date). -#}
 {% macro incremental_recent_since(recent_column) -%}
     {%- set query -%}
         select cast(least(
-            max({{ recent_column }}) - interval {{ var('matomo_lookback_days') + 3 }} day,
-            (
-                select min(rebuilt_from) - interval 1 day
-                from {{ rebuilt_days_log() }}
-                where invocation_id = '{{ invocation_id }}'
-                    and relation_name = '{{ ref("fct_visits") }}'
-            )
+            coalesce(
+                max({{ recent_column }}) - interval {{ var('matomo_lookback_days') + 3 }} day,
+                timestamp '1900-01-01'
+            ),
+            ({{ facts_rebuilt_since_query([ref('fct_visits')]) }}) - interval 1 day
         ) as varchar)
         from {{ this }}
     {%- endset -%}
@@ -50,10 +48,13 @@
     {%- set target_relation = arg_dict['target_relation'] -%}
     {%- set unique_key = arg_dict['unique_key'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set since = incremental_recent_since(config.get('recent_column')) -%}
     delete from {{ target_relation }}
-    where {{ config.get('recent_column') }} >= {{ incremental_recent_since(config.get('recent_column')) }}
+    where {{ config.get('recent_column') }} >= {{ since }}
         or {{ unique_key }} in (select {{ unique_key }} from {{ arg_dict['temp_relation'] }});
 
     insert into {{ target_relation }} ({{ columns }})
-    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+    select {{ columns }} from {{ arg_dict['temp_relation'] }};
+
+    {{ record_rebuilt_days(target_relation, config.get('recent_column'), since) }}
 {%- endmacro %}
