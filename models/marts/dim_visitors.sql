@@ -4,8 +4,8 @@
     visitor id <-> user id mapping, first and last seen, visit count. Matomo derives the
     visitor id from the user id once a user logs in, so a user keeps one visitor id; visits
     before the login carry the anonymous cookie id and are another visitor here.
-    Incremental on DuckDB: recomputes the visitors seen recently, from all their visits
-    (macros/replace_recent_keys.sql). #}
+    Incremental on DuckDB: recomputes the visitors seen recently or on a day fct_visits
+    rebuilt, from all their visits (macros/replace_recent_keys.sql). #}
 
 {%- if is_incremental() -%}
     {%- set since = incremental_recent_since('last_seen_at') -%}
