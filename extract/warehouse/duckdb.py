@@ -89,6 +89,8 @@ where keys.last_action between ? and ?
 """
 # This commit's rows: its run and fetch time (each window has its own extracted_at).
 _THIS_COMMIT = "site_id = ? and run_id = ? and extracted_at = ?"
+# Rows of the site in this commit's visit id range that other commits wrote.
+_OLDER_COPIES = f"site_id = ? and visit_id between ? and ? and not ({_THIS_COMMIT})"
 # A re-fetched visit that has not changed (same day, same payload) keeps its older row, with the
 # run and fetch time that first landed it: a row's extracted_at says when its content last
 # changed, and dbt rebuilds only the days of rows newer than what it has (the lookback start in
@@ -107,7 +109,7 @@ where rowid in (
     join (
         select visit_id, visit_date, md5_number(payload) as digest
         from {visits}
-        where site_id = ? and visit_id between ? and ? and not ({this})
+        where {older}
     ) as kept
         on kept.visit_id = fetched.visit_id
         and kept.visit_date = fetched.visit_date
@@ -117,8 +119,7 @@ where rowid in (
 # Older copies of this commit's visits (earlier runs, other windows) give way to the new fetch.
 _DELETE_OLDER = """
 delete from {visits}
-where site_id = ? and visit_id between ? and ?
-    and not ({this})
+where {older}
     and visit_id in (select visit_id from {visits} where {this})
 """
 # A visit that grew while its window was paged was fetched twice: keep the copy with the latest
@@ -284,9 +285,12 @@ class DuckDBWarehouse:
                     con.execute(_DELETE_STALE_COPIES.format(visits=visits, this=_THIS_COMMIT), this)
                 # The id range lets DuckDB skip row groups by their min/max instead of probing all.
                 older = [commit.site_id, low, high, *this]
-                unchanged = _DELETE_UNCHANGED.format(visits=visits, this=_THIS_COMMIT)
-                con.execute(unchanged, [*this, *older])
-                con.execute(_DELETE_OLDER.format(visits=visits, this=_THIS_COMMIT), [*older, *this])
+                for statement, params in (
+                    (_DELETE_UNCHANGED, [*this, *older]),
+                    (_DELETE_OLDER, [*older, *this]),
+                ):
+                    sql = statement.format(visits=visits, this=_THIS_COMMIT, older=_OLDER_COPIES)
+                    con.execute(sql, params)
             con.execute(
                 f"delete from {windows} where site_id = ? and window_date = ?",
                 [commit.site_id, commit.day],
