@@ -1,6 +1,6 @@
 {#- DuckDB's incremental strategy for incremental_by_day models: delete every day from the
-    run's first day (incremental_lookback_start) on, then insert the new slice. Keying the delete on the days the slice
-    holds would keep a day it no longer has (its visits all ended on a later day, or
+    run's first day (incremental_lookback_start) on, then insert the new slice. Keying the
+    delete on the days the slice holds would keep a day it no longer has (its visits all ended on a later day, or
     `extract reset` removed them); replacing the whole range leaves what a full refresh would.
     Used as incremental_strategy='replace_lookback_days', with the day column as unique_key.
     The run's first day goes to the matomo_rebuilt_days log: its data tests read from it on
