@@ -390,7 +390,8 @@ def test_dbt_build_on_bigquery_succeeds(
     assert {node for node, status in statuses.items() if status not in ("success", "pass")} == set()
     assert sum(1 for node in ran if node.startswith("unit_test.")) >= 10
     assert sum(1 for node in ran if node.startswith("test.")) >= 76
-    # Day-partitioned, clustered, whole days overwritten (the same lookback as on DuckDB).
+    # Day-partitioned, clustered, whole days overwritten from a fixed lookback (DuckDB: from
+    # the first changed day).
     incremental = {
         node["name"]: node["config"]
         for node in _project_nodes(bigquery_runs.pipeline, "model").values()
