@@ -209,7 +209,9 @@ def test_unchanged_visits_of_a_busy_day_are_found_within_the_memory_limit(
         this = [1, "new", dt.datetime(2026, 11, 3, 11)]
         con.execute(
             duckdb_warehouse._DELETE_UNCHANGED.format(
-                visits="v", this=duckdb_warehouse._THIS_COMMIT
+                visits="v",
+                this=duckdb_warehouse._THIS_COMMIT,
+                older=duckdb_warehouse._OLDER_COPIES,
             ),
             [*this, 1, 0, visits, *this],
         )
