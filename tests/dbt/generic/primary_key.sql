@@ -1,12 +1,18 @@
 {#- Unique and not null in one scan: fails on every key value that is null or occurs more than
-    once. One test (one query, one dbt node) per key instead of the unique + not_null pair. -#}
-{% test primary_key(model, column_name) %}
+    once. One test (one query, one dbt node) per key instead of the unique + not_null pair.
+    A column's test names the column; a composite key is a model's test with `columns`. -#}
+{% test primary_key(model, column_name=none, columns=none) %}
+
+{%- set key = columns or [column_name] %}
 
 select
-    {{ column_name }},
+    {{ key | join(', ') }},
     count(*) as occurrences
 from {{ model }}
-group by {{ column_name }}
-having count(*) > 1 or {{ column_name }} is null
+group by {{ key | join(', ') }}
+having count(*) > 1
+    {%- for column in key %}
+    or {{ column }} is null
+    {%- endfor %}
 
 {% endtest %}
