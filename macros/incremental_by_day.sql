@@ -124,11 +124,14 @@
     (facts_rebuilt_since_query); none, the day after its newest (nothing changed, nothing to
     rebuild); 1900-01-01 when it is empty. -#}
 {% macro aggregate_start_query(date_column) -%}
-    select coalesce(
-        ({{ facts_rebuilt_since_query([ref('fct_visits'), ref('fct_actions'), ref('fct_conversions')]) }}),
-        (select cast(max({{ date_column }}) + interval 1 day as date) from {{ this }}),
-        date '1900-01-01'
-    )
+    select case
+        when max({{ date_column }}) is null then date '1900-01-01'
+        else coalesce(
+            ({{ facts_rebuilt_since_query([ref('fct_visits'), ref('fct_actions'), ref('fct_conversions')]) }}),
+            cast(max({{ date_column }}) + interval 1 day as date)
+        )
+    end
+    from {{ this }}
 {%- endmacro %}
 
 {#- Scalar query: the earliest day the `facts` relations were rebuilt from since `this` last

@@ -26,11 +26,13 @@
     recomputed; 1900-01-01 when the model is empty. -#}
 {% macro incremental_recent_since(recent_column) -%}
     {%- set query -%}
-        select cast(coalesce(
-            ({{ facts_rebuilt_since_query([ref('fct_visits')]) }}) - interval 1 day,
-            max({{ recent_column }}) + interval 1 second,
-            timestamp '1900-01-01'
-        ) as varchar)
+        select cast(case
+            when max({{ recent_column }}) is null then timestamp '1900-01-01'
+            else coalesce(
+                ({{ facts_rebuilt_since_query([ref('fct_visits')]) }}) - interval 1 day,
+                max({{ recent_column }}) + interval 1 second
+            )
+        end as varchar)
         from {{ this }}
     {%- endset -%}
     {{ return(inlined_constant(query, 'timestamp')) }}

@@ -364,6 +364,23 @@ def test_a_changed_old_visit_is_rebuilt_everywhere(
     assert compared["differences"] == {}
 
 
+def test_an_emptied_daily_metrics_or_visitors_table_is_rebuilt_whole(
+    builds: Builds, tmp_path: Path
+) -> None:
+    """The daily metrics and dim_visitors, emptied (as `dbt run --empty` leaves them) after the
+    visit facts logged a rebuild they have not followed yet, are rebuilt from the first day,
+    not from the facts' start: equal to a full refresh."""
+    pipeline = Pipeline(tmp_path)
+    shutil.copyfile(builds.incremental.warehouse, pipeline.warehouse)
+    options = ("--exclude-resource-type", "unit_test")
+    pipeline.dbt("build", "--select", "fct_visits", "fct_actions", "fct_conversions", *options)
+    with duckdb.connect(str(pipeline.warehouse)) as con:
+        con.execute("delete from marts.fct_site_daily_metrics")
+        con.execute("delete from marts.dim_visitors")
+    pipeline.dbt("build", *options)
+    assert _differences_from(pipeline, builds.full_refresh)["differences"] == {}
+
+
 RESET_SERVER: dict[str, Any] = {"sites": 2, "days": 4, "visits_per_day": 60}
 BEFORE_RESET = "2026-11-03T12:00:00Z"  # Nov 1 and 2 closed, Nov 3 begun
 AFTER_RESET = "2026-11-04T12:00:00Z"
