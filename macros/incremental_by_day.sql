@@ -34,8 +34,8 @@
 {#- First day an incremental run rebuilds.
     DuckDB: the earliest day any visit changed since the model was built (see
     changed_visits_start_query); a model by action day (config lookback_covers_action_days,
-    the daily metrics) from the first day the visit facts rebuilt since its own last rebuild
-    (aggregate_start_query).
+    the daily metrics) from the newest day it has minus the lookback, or earlier where the
+    visit models rebuilt earlier days in this run.
     BigQuery: the newest day already built minus the lookback (a start read from the data
     would be a subquery, and BigQuery prunes partitions on constants only).
     An empty target (after `dbt run --empty`) has no max: take everything.
@@ -120,24 +120,25 @@
 {%- endmacro %}
 
 {#- Scalar query: the first day a model by action day rebuilds before moving back to action
-    days: the earliest day the visit facts rebuilt since its own last rebuild
-    (facts_rebuilt_since_query); none, the day after its newest (nothing changed, nothing to
-    rebuild); 1900-01-01 when it is empty. -#}
+    days: its newest day minus the lookback (1900-01-01 when it is empty), or the earliest day
+    the visit facts rebuilt since its own last rebuild (facts_rebuilt_since_query). -#}
 {% macro aggregate_start_query(date_column) -%}
-    select case
-        when max({{ date_column }}) is null then date '1900-01-01'
-        else coalesce(
-            ({{ facts_rebuilt_since_query([ref('fct_visits'), ref('fct_actions'), ref('fct_conversions')]) }}),
-            cast(max({{ date_column }}) + interval 1 day as date)
-        )
-    end
-    from {{ this }}
+    select least(
+        (
+            select coalesce(
+                cast(max({{ date_column }}) - interval {{ var('matomo_lookback_days') }} day as date),
+                date '1900-01-01'
+            )
+            from {{ this }}
+        ),
+        ({{ facts_rebuilt_since_query([ref('fct_visits'), ref('fct_actions'), ref('fct_conversions')]) }})
+    )
 {%- endmacro %}
 
 {#- Scalar query: the earliest day the `facts` relations were rebuilt from since `this` last
     logged a rebuild (the matomo_rebuilt_days log, macros/rebuilt_days.sql), null if none. A
     rebuild a failed or partial run left unfollowed is still there for the next run. A unit
-    test reads fixtures, not the warehouse's log: null, unless the test overrides this macro. -#}
+    test reads fixtures, not the warehouse's log: null. -#}
 {% macro facts_rebuilt_since_query(facts) -%}
     {%- if model.resource_type == 'unit_test' -%}
         select null::date

@@ -20,19 +20,21 @@
 
 
 {#- Start of the recent window, a timestamp literal read before the query. It holds every key
-    with a visit in the days fct_visits rebuilt since this model's last rebuild, before or
-    after that rebuild: a day before the first of them (a local day begins at most 14 hours
-    before its UTC date). No rebuild since: after the newest `recent_column`, so no key is
-    recomputed; 1900-01-01 when the model is empty. -#}
+    with a visit in the days the incremental_by_day models rebuilt, before or after the rebuild:
+    the model's newest `recent_column` minus the lookback plus three days (a visit of the
+    lookback's first local day, in any site's zone, ended at most lookback + 1 days plus the
+    26-hour spread of UTC offsets, +14 to -12, before the newest last action), or, when
+    fct_visits rebuilt older days since this model's last rebuild (an old visit changed), a day
+    before the first of them (a local day begins at most 14 hours before its UTC date). -#}
 {% macro incremental_recent_since(recent_column) -%}
     {%- set query -%}
-        select cast(case
-            when max({{ recent_column }}) is null then timestamp '1900-01-01'
-            else coalesce(
-                ({{ facts_rebuilt_since_query([ref('fct_visits')]) }}) - interval 1 day,
-                max({{ recent_column }}) + interval 1 second
-            )
-        end as varchar)
+        select cast(least(
+            coalesce(
+                max({{ recent_column }}) - interval {{ var('matomo_lookback_days') + 3 }} day,
+                timestamp '1900-01-01'
+            ),
+            ({{ facts_rebuilt_since_query([ref('fct_visits')]) }}) - interval 1 day
+        ) as varchar)
         from {{ this }}
     {%- endset -%}
     {{ return(inlined_constant(query, 'timestamp')) }}

@@ -57,7 +57,7 @@ def test_every_test_ran_and_passed(built: Pipeline) -> None:
     unit_tests = [u for u in statuses if u.startswith("unit_test.")]
     data_tests = [u for u in statuses if u.startswith("test.")]
     assert len(unit_tests) >= 10
-    assert len(data_tests) >= 70
+    assert len(data_tests) >= 71
     assert "test.matomo_warehouse.assert_visit_dates_follow_site_timezones" in statuses
     assert "test.matomo_warehouse.assert_action_times_within_their_visit" in statuses
 

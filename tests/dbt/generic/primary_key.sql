@@ -4,6 +4,9 @@
 {% test primary_key(model, column_name=none, columns=none) %}
 
 {%- set key = columns or [column_name] %}
+{%- if not key[0] %}
+    {{ exceptions.raise_compiler_error("primary_key on a model needs `columns`") }}
+{%- endif %}
 
 select
     {{ key | join(', ') }},
