@@ -42,10 +42,15 @@
 
 {#- Statement for the incremental strategies: this invocation rebuilt `relation` from `start`.
     Appended, never replaced: the daily metrics and dim_visitors read every rebuild of the visit
-    facts since their own last one (a run that skipped them, a `--select` without them). -#}
+    facts since their own last one (a run that skipped them, a `--select` without them). In UTC:
+    `now()` as a plain timestamp is the process's local time, which goes back between builds run
+    in different time zones or across a DST fall-back, and the log is read in recorded order. -#}
 {% macro record_rebuilt_days(relation, day_column, start) -%}
     insert into {{ rebuilt_days_log() }}
-    values ('{{ relation }}', '{{ invocation_id }}', '{{ day_column }}', cast({{ start }} as date), now())
+    values (
+        '{{ relation }}', '{{ invocation_id }}', '{{ day_column }}', cast({{ start }} as date),
+        now() at time zone 'UTC'
+    )
 {%- endmacro %}
 
 

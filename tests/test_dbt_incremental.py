@@ -380,6 +380,23 @@ def test_an_emptied_daily_metrics_or_visitors_table_is_rebuilt_whole(
     assert _differences_from(pipeline, builds.full_refresh)["differences"] == {}
 
 
+def test_the_rebuild_log_is_recorded_in_utc(
+    builds: Builds, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log is read in recorded order: a build in a zone 14 hours ahead of UTC records UTC,
+    not its wall clock, so a later build elsewhere does not sort before it."""
+    pipeline = Pipeline(tmp_path)
+    shutil.copyfile(builds.incremental.warehouse, pipeline.warehouse)
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    pipeline.dbt("build", "--select", "fct_visits", "--exclude-resource-type", "unit_test")
+    after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with pipeline.connect() as con:
+        row = con.execute("select max(recorded_at) from main.matomo_rebuilt_days").fetchone()
+    assert row is not None
+    assert before <= row[0] <= after
+
+
 RESET_SERVER: dict[str, Any] = {"sites": 2, "days": 4, "visits_per_day": 60}
 BEFORE_RESET = "2026-11-03T12:00:00Z"  # Nov 1 and 2 closed, Nov 3 begun
 AFTER_RESET = "2026-11-04T12:00:00Z"
