@@ -133,11 +133,18 @@ def _differences_from(pipeline: Pipeline, full_refresh: Pipeline) -> dict[str, A
     return {"differences": differences, "row_counts": row_counts}
 
 
-def _rebuilt_from_scratch(pipeline: Pipeline, directory: Pipeline, *args: str) -> Pipeline:
+def _copy_of(pipeline: Pipeline, directory: Path) -> Pipeline:
+    """A pipeline in `directory` on a copy of `pipeline`'s warehouse."""
+    copy = Pipeline(directory)
+    shutil.copyfile(pipeline.warehouse, copy.warehouse)
+    return copy
+
+
+def _rebuilt_from_scratch(pipeline: Pipeline, directory: Path, *args: str) -> Pipeline:
     """A copy of `pipeline`'s warehouse in `directory`, rebuilt with `--full-refresh`."""
-    shutil.copyfile(pipeline.warehouse, directory.warehouse)
-    directory.dbt(*args, "--full-refresh")
-    return directory
+    copy = _copy_of(pipeline, directory)
+    copy.dbt(*args, "--full-refresh")
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +159,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     incremental.dbt("build")
 
     full_refresh = _rebuilt_from_scratch(
-        incremental, Pipeline(tmp_path_factory.mktemp("full_refresh")), "build"
+        incremental, tmp_path_factory.mktemp("full_refresh"), "build"
     )
     return Builds(incremental, full_refresh, first, _visit_shapes(incremental), newest_days)
 
@@ -276,8 +283,7 @@ def test_full_refresh_and_standalone_dbt_test_read_every_row(
     builds: Builds, tmp_path: Path
 ) -> None:
     assert all(found == set() for found in _test_filters(builds.full_refresh).values())
-    later = Pipeline(tmp_path)
-    shutil.copyfile(builds.incremental.warehouse, later.warehouse)
+    later = _copy_of(builds.incremental, tmp_path)
     later.dbt("test", "--select", "fct_actions")
     filters = _test_filters(later)
     assert len(filters) >= 5
@@ -306,8 +312,7 @@ def backfill_builds(builds: Builds, tmp_path_factory: pytest.TempPathFactory) ->
     """After the two builds, a visit of the oldest day changes as a backfill would land it (a
     new user id, a newer extracted_at: what the extractor writes for a re-fetched visit that
     changed), far behind every lookback; then an incremental build, and a copy rebuilt whole."""
-    incremental = Pipeline(tmp_path_factory.mktemp("backfill"))
-    shutil.copyfile(builds.incremental.warehouse, incremental.warehouse)
+    incremental = _copy_of(builds.incremental, tmp_path_factory.mktemp("backfill"))
     with duckdb.connect(str(incremental.warehouse)) as con:
         found = con.execute(
             "select site_id, visit_id, visit_date from raw.matomo_visits "
@@ -330,7 +335,7 @@ def backfill_builds(builds: Builds, tmp_path_factory: pytest.TempPathFactory) ->
     incremental.dbt(*build, "fct_site_daily_metrics", "dim_visitors", *options)
     incremental.dbt(*build, *options)
     full_refresh = _rebuilt_from_scratch(
-        incremental, Pipeline(tmp_path_factory.mktemp("backfill_full_refresh")), *build
+        incremental, tmp_path_factory.mktemp("backfill_full_refresh"), *build
     )
     return BackfillBuilds(incremental, full_refresh, day)
 
@@ -369,8 +374,7 @@ def test_an_emptied_daily_metrics_or_visitors_table_is_rebuilt_whole(
     """The daily metrics and dim_visitors, emptied (as `dbt run --empty` leaves them) after the
     visit facts logged a rebuild they have not followed yet, are rebuilt from the first day,
     not from the facts' start: equal to a full refresh."""
-    pipeline = Pipeline(tmp_path)
-    shutil.copyfile(builds.incremental.warehouse, pipeline.warehouse)
+    pipeline = _copy_of(builds.incremental, tmp_path)
     options = ("--exclude-resource-type", "unit_test")
     pipeline.dbt("build", "--select", "fct_visits", "fct_actions", "fct_conversions", *options)
     with duckdb.connect(str(pipeline.warehouse)) as con:
@@ -385,8 +389,7 @@ def test_the_rebuild_log_is_recorded_in_utc(
 ) -> None:
     """The log is read in recorded order: a build in a zone 14 hours ahead of UTC records UTC,
     not its wall clock, so a later build elsewhere does not sort before it."""
-    pipeline = Pipeline(tmp_path)
-    shutil.copyfile(builds.incremental.warehouse, pipeline.warehouse)
+    pipeline = _copy_of(builds.incremental, tmp_path)
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")
     before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pipeline.dbt("build", "--select", "fct_visits", "--exclude-resource-type", "unit_test")
@@ -446,7 +449,7 @@ def reset_builds(tmp_path_factory: pytest.TempPathFactory) -> ResetBuilds:
         _extract(incremental, server.token, "--as-of", AFTER_RESET, "run")
     incremental.dbt(*MODELS_AND_SEEDS)
     full_refresh = _rebuilt_from_scratch(
-        incremental, Pipeline(tmp_path_factory.mktemp("reset_full_refresh")), *MODELS_AND_SEEDS
+        incremental, tmp_path_factory.mktemp("reset_full_refresh"), *MODELS_AND_SEEDS
     )
     return ResetBuilds(incremental, full_refresh, days_before_reset)
 
