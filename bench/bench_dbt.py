@@ -21,7 +21,7 @@
    Target: <= 15% of the full build. Nine days by default: a daily build's time goes up and down
    from one day to the next with the work of DuckDB's checkpoints (merging the partly filled row
    groups at the end of each table; 11 days in a row on a 2-vCPU VM: 10.3 to 16.1 s, no growth),
-   and three days fell on whichever part of that swing they met. This VM also varies by 10-20%
+   and three days fell on whichever part of that swing they met. This VM also varies by 10-25%
    from run to run.
 
 Both builds are the production command, `dbt build --exclude-resource-type unit_test`: unit
